@@ -1,0 +1,111 @@
+// Package app assembles onair from its parts (store, media engine, domain,
+// transports, demo page) for one Config, and runs and stops them in order.
+// cmd/onair and the end-to-end tests both build the server through it, so
+// the tests exercise exactly what operators run.
+package app
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/onair-live/onair/internal/config"
+	"github.com/onair-live/onair/internal/httpapi"
+	"github.com/onair-live/onair/internal/live"
+	"github.com/onair-live/onair/internal/sfu"
+	"github.com/onair-live/onair/internal/signal"
+	"github.com/onair-live/onair/internal/store"
+	"github.com/onair-live/onair/web"
+)
+
+// App is one running onair.
+type App struct {
+	cfg    config.Config
+	log    *slog.Logger
+	engine *sfu.Engine
+	store  store.Store
+	svc    *live.Service
+	ws     *signal.Server
+	http   *http.Server
+
+	stopReaper context.CancelFunc
+	reaperDone chan struct{}
+	closeOnce  sync.Once
+}
+
+// New builds the parts. Nothing listens until Serve.
+func New(cfg config.Config, log *slog.Logger) (*App, error) {
+	engine, err := sfu.New(sfu.Config{
+		UDPPortMin: cfg.UDPPortMin, UDPPortMax: cfg.UDPPortMax, UDPMuxPort: cfg.UDPMuxPort,
+		PublicIPs: cfg.PublicIPs, Loopback: cfg.ICELoopback, AllowedIPs: cfg.ICEAllowedIPs,
+		DisconnectTimeout: cfg.DisconnectTimeout, ConnectTimeout: cfg.ConnectTimeout,
+		PresenterWait: cfg.PresenterWait, MaxVideoBitrate: cfg.MaxVideoBitrate, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	st := store.NewMemory()
+	svc := live.New(st, engine, live.Options{Logger: log, ReapInterval: cfg.ReapInterval})
+	ws := signal.NewServer(svc, signal.Config{MaxMessageBytes: cfg.MaxMessageBytes, Logger: log})
+	var ice []httpapi.ICEServer
+	for _, s := range cfg.ICEServers {
+		ice = append(ice, httpapi.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	handler := httpapi.New(svc, httpapi.Config{
+		BasePath: cfg.BasePath, MaxBodyBytes: cfg.MaxMessageBytes, ICEServers: ice,
+		WebSocket: ws, Demo: web.Static(), Logger: log,
+	})
+	a := &App{cfg: cfg, log: log, engine: engine, store: st, svc: svc, ws: ws,
+		http: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
+		reaperDone: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.stopReaper = cancel
+	go func() {
+		defer close(a.reaperDone)
+		svc.RunReaper(ctx)
+	}()
+	return a, nil
+}
+
+// Service is the broadcast domain, for tests and tools.
+func (a *App) Service() *live.Service { return a.svc }
+
+// WebSockets is the number of open signalling connections.
+func (a *App) WebSockets() int { return a.ws.Sessions() }
+
+// Serve serves HTTP on l until Shutdown; it returns nil after a shutdown.
+func (a *App) Serve(l net.Listener) error {
+	a.log.Info("onair listening", "addr", l.Addr().String(), "basePath", a.cfg.BasePath,
+		"iceLoopback", a.cfg.ICELoopback, "udpMuxPort", a.cfg.UDPMuxPort)
+	if err := a.http.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown ends every broadcast (viewers hear stopCommunication), closes the
+// WebSockets after flushing them, stops HTTP and releases the media engine.
+func (a *App) Shutdown(ctx context.Context) error {
+	var err error
+	a.closeOnce.Do(func() {
+		a.log.Info("shutting down")
+		a.stopReaper()
+		<-a.reaperDone
+		a.svc.Shutdown(ctx)
+		a.ws.Shutdown(ctx)
+		err = a.http.Shutdown(ctx)
+		if cerr := a.engine.Close(); err == nil {
+			err = cerr
+		}
+		if cerr := a.store.Close(); err == nil {
+			err = cerr
+		}
+		a.log.Info("shut down")
+	})
+	return err
+}

@@ -1,0 +1,199 @@
+// Package config reads onair's configuration, once, from command-line flags
+// and ONAIR_* environment variables (a flag -foo-bar is also ONAIR_FOO_BAR;
+// the flag wins). Nothing else in onair reads the environment.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ICEServer is a STUN or TURN server handed to clients.
+type ICEServer struct {
+	URLs       []string
+	Username   string
+	Credential string
+}
+
+// Config is everything onair can be told.
+type Config struct {
+	Addr     string
+	BasePath string
+
+	// ICE and media.
+	UDPPortMin, UDPPortMax uint16
+	UDPMuxPort             int
+	PublicIPs              []string
+	ICELoopback            bool
+	ICEAllowedIPs          []netip.Prefix
+	ICEServers             []ICEServer
+	MaxVideoBitrate        int // bit/s, 0 = no cap
+
+	// Timeouts.
+	DisconnectTimeout time.Duration
+	ConnectTimeout    time.Duration
+	PresenterWait     time.Duration
+	ReapInterval      time.Duration
+	ShutdownTimeout   time.Duration
+
+	// Limits.
+	MaxMessageBytes int64
+
+	LogLevel  string
+	LogFormat string
+}
+
+// Load parses args (without the program name) over the environment.
+func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("onair", flag.ContinueOnError)
+	fs.SetOutput(usageOut)
+	fs.StringVar(&c.Addr, "addr", ":8080", "HTTP listen address")
+	fs.StringVar(&c.BasePath, "base-path", "/signal", "path prefix of the REST API and WebSocket")
+	udpRange := fs.String("ice-udp-ports", "", "ICE UDP port range MIN-MAX (default: any ephemeral port)")
+	fs.IntVar(&c.UDPMuxPort, "ice-udp-mux-port", 0, "serve all media on this one UDP port (0: off)")
+	publicIPs := fs.String("public-ip", "", "comma-separated public IPs to advertise in place of local ones (NAT 1:1)")
+	fs.BoolVar(&c.ICELoopback, "ice-loopback", false, "offer loopback ICE candidates (tests and local demos)")
+	allowed := fs.String("ice-allowed-ips", "", "comma-separated local IPs or prefixes to gather candidates on (default: all)")
+	iceServers := fs.String("ice-servers", "", "comma-separated STUN/TURN URLs handed to clients; TURN credentials as turn:user:pass@host:port")
+	kbps := fs.Int("max-video-kbps", 0, "video bitrate asked of presenters, in kbit/s (0: no cap)")
+	fs.DurationVar(&c.DisconnectTimeout, "disconnect-timeout", 15*time.Second, "end a session whose media stays disconnected this long")
+	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", 30*time.Second, "end a session whose media has not connected this long after its offer")
+	fs.DurationVar(&c.PresenterWait, "presenter-wait", 10*time.Second, "how long a viewer's offer waits for the presenter's")
+	fs.DurationVar(&c.ReapInterval, "reap-interval", 30*time.Second, "how often orphan pipelines and endpoints are reclaimed (0: never)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
+	fs.Int64Var(&c.MaxMessageBytes, "max-message-bytes", 64<<10, "largest WebSocket message and request body accepted")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "ONAIR_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" {
+			if err := f.Value.Set(v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return Config{}, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var err error
+	if c.UDPPortMin, c.UDPPortMax, err = parseRange(*udpRange); err != nil {
+		return Config{}, fmt.Errorf("-ice-udp-ports: %w", err)
+	}
+	c.PublicIPs = splitList(*publicIPs)
+	for _, ip := range c.PublicIPs {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return Config{}, fmt.Errorf("-public-ip: %q is not an IP address", ip)
+		}
+	}
+	for _, s := range splitList(*allowed) {
+		p, err := parsePrefix(s)
+		if err != nil {
+			return Config{}, fmt.Errorf("-ice-allowed-ips: %w", err)
+		}
+		c.ICEAllowedIPs = append(c.ICEAllowedIPs, p)
+	}
+	for _, s := range splitList(*iceServers) {
+		srv, err := parseICEServer(s)
+		if err != nil {
+			return Config{}, fmt.Errorf("-ice-servers: %w", err)
+		}
+		c.ICEServers = append(c.ICEServers, srv)
+	}
+	if *kbps < 0 {
+		return Config{}, errors.New("-max-video-kbps must not be negative")
+	}
+	c.MaxVideoBitrate = *kbps * 1000
+	c.BasePath = "/" + strings.Trim(c.BasePath, "/")
+	if c.BasePath == "/" {
+		c.BasePath = ""
+	}
+	if c.MaxMessageBytes < 1024 {
+		return Config{}, errors.New("-max-message-bytes must be at least 1024")
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return Config{}, fmt.Errorf("-log-format: %q is not text or json", c.LogFormat)
+	}
+	return c, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func parseRange(s string) (uint16, uint16, error) {
+	if s == "" {
+		return 0, 0, nil
+	}
+	lo, hi, ok := strings.Cut(s, "-")
+	a, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
+	b, err2 := strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
+	if !ok || err1 != nil || err2 != nil || a == 0 || a > b {
+		return 0, 0, fmt.Errorf("%q is not a range such as 50000-50100", s)
+	}
+	return uint16(a), uint16(b), nil
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(s)
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// parseICEServer reads stun:host:port, or turn:user:pass@host:port (also
+// turns:), into a server entry.
+func parseICEServer(s string) (ICEServer, error) {
+	scheme, rest, ok := strings.Cut(s, ":")
+	if !ok || rest == "" {
+		return ICEServer{}, fmt.Errorf("%q is not a STUN or TURN URL", s)
+	}
+	switch scheme {
+	case "stun", "stuns":
+		return ICEServer{URLs: []string{s}}, nil
+	case "turn", "turns":
+	default:
+		return ICEServer{}, fmt.Errorf("%q: scheme must be stun, stuns, turn or turns", s)
+	}
+	creds, host, hasCreds := strings.Cut(rest, "@")
+	if !hasCreds {
+		return ICEServer{URLs: []string{s}}, nil
+	}
+	user, pass, _ := strings.Cut(creds, ":")
+	u, err := url.PathUnescape(user)
+	if err != nil {
+		return ICEServer{}, err
+	}
+	p, err := url.PathUnescape(pass)
+	if err != nil {
+		return ICEServer{}, err
+	}
+	return ICEServer{URLs: []string{scheme + ":" + host}, Username: u, Credential: p}, nil
+}

@@ -1,0 +1,274 @@
+// Package httpapi serves onair's REST API under the base path (PROTOCOL.md:
+// rooms, the media admin API, health), mounts the signalling WebSocket and
+// the demo page, and maps domain errors to the protocol's error bodies. It is
+// a thin transport: it holds no broadcast state.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/onair-live/onair/internal/live"
+	"github.com/onair-live/onair/internal/media"
+)
+
+// Broadcasts is what the REST API needs of the domain.
+type Broadcasts interface {
+	Rooms(ctx context.Context) ([]live.RoomInfo, error)
+	StartBroadcast(ctx context.Context, email string, req live.StartRequest) (live.RoomInfo, error)
+	EndBroadcast(ctx context.Context, email string) error
+	Join(ctx context.Context, email, roomID string) (live.RoomInfo, error)
+	Leave(ctx context.Context, email string) error
+	Pipelines() []media.Pipeline
+	PresenterEndpoints(ctx context.Context, email string) ([]media.Endpoint, error)
+	Orphans(ctx context.Context) ([]media.Pipeline, []media.Endpoint, error)
+	ReclaimOrphans(ctx context.Context) (int, error)
+	Usage() media.Usage
+	Health(ctx context.Context) error
+}
+
+// ICEServer is a STUN or TURN server handed to clients.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// Config is what the API needs besides the domain.
+type Config struct {
+	BasePath       string
+	MaxBodyBytes   int64
+	ICEServers     []ICEServer
+	WebSocket      http.Handler // served at BasePath + "/ws"
+	Demo           fs.FS        // served at "/" if set
+	Logger         *slog.Logger
+	RequestTimeout time.Duration
+}
+
+// New returns the server's whole HTTP handler.
+func New(svc Broadcasts, cfg Config) http.Handler {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 64 << 10
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 20 * time.Second
+	}
+	a := &api{svc: svc, cfg: cfg, log: cfg.Logger.With("component", "http")}
+	mux := http.NewServeMux()
+	b := cfg.BasePath
+	mux.HandleFunc("GET "+b+"/room/list", a.listRooms)
+	mux.HandleFunc("POST "+b+"/room/live", a.startBroadcast)
+	mux.HandleFunc("DELETE "+b+"/room/live", a.endBroadcast)
+	mux.HandleFunc("POST "+b+"/room/view", a.join)
+	mux.HandleFunc("DELETE "+b+"/room/view", a.leave)
+	mux.HandleFunc("GET "+b+"/media/pipelines", a.pipelines)
+	mux.HandleFunc("GET "+b+"/media/endpoints/{email}", a.endpoints)
+	mux.HandleFunc("GET "+b+"/media/pipelines/exception", a.orphans)
+	mux.HandleFunc("DELETE "+b+"/media/pipelines/exception", a.reclaim)
+	mux.HandleFunc("GET "+b+"/media/cpu", a.cpu)
+	mux.HandleFunc("GET "+b+"/media/memory", a.memory)
+	mux.HandleFunc("GET "+b+"/healthcheck/_check", a.health)
+	mux.HandleFunc("GET "+b+"/config", a.clientConfig)
+	if cfg.WebSocket != nil {
+		mux.Handle("GET "+b+"/ws", cfg.WebSocket)
+	}
+	if cfg.Demo != nil {
+		mux.Handle("GET /", http.FileServerFS(cfg.Demo))
+	}
+	return a.recoverer(a.cors(mux))
+}
+
+type api struct {
+	svc Broadcasts
+	cfg Config
+	log *slog.Logger
+}
+
+type roomBody struct {
+	RoomID     string `json:"roomId"`
+	Title      string `json:"title"`
+	ProfileURL string `json:"profileUrl"`
+	Count      string `json:"count"`
+}
+
+func roomJSON(r live.RoomInfo) roomBody {
+	return roomBody{RoomID: r.RoomID, Title: r.Title, ProfileURL: r.ProfileURL, Count: strconv.Itoa(r.Count)}
+}
+
+func (a *api) listRooms(w http.ResponseWriter, r *http.Request) {
+	rooms, err := a.svc.Rooms(r.Context())
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	out := make([]roomBody, len(rooms))
+	for i, room := range rooms {
+		out[i] = roomJSON(room)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// decode reads a JSON body into v, within the size cap.
+func (a *api) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	body := http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes)
+	if err := json.NewDecoder(body).Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			return live.ErrBadRequest.With("body larger than %d bytes", a.cfg.MaxBodyBytes)
+		case errors.Is(err, io.EOF):
+			return live.ErrBadRequest.With("empty body: send a JSON object")
+		}
+		return live.ErrBadRequest.With("malformed JSON body: %v", err)
+	}
+	return nil
+}
+
+func (a *api) startBroadcast(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		RoomID     string `json:"roomId"`
+		Title      string `json:"title"`
+		ProfileURL string `json:"profileUrl"`
+	}
+	if err := a.decode(w, r, &req); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.RequestTimeout)
+	defer cancel()
+	room, err := a.svc.StartBroadcast(ctx, email(r), live.StartRequest{RoomID: req.RoomID, Title: req.Title, ProfileURL: req.ProfileURL})
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, roomJSON(room))
+}
+
+func (a *api) endBroadcast(w http.ResponseWriter, r *http.Request) {
+	if err := a.svc.EndBroadcast(r.Context(), email(r)); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *api) join(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		RoomID string `json:"roomId"`
+	}
+	if err := a.decode(w, r, &req); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	room, err := a.svc.Join(r.Context(), email(r), req.RoomID)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, roomJSON(room))
+}
+
+func (a *api) leave(w http.ResponseWriter, r *http.Request) {
+	if err := a.svc.Leave(r.Context(), email(r)); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type pipelineBody struct {
+	PipelineName string `json:"pipelineName"`
+	PipelineID   string `json:"pipelineId"`
+}
+
+type endpointBody struct {
+	EndpointID   string              `json:"endpointId"`
+	EndpointName string              `json:"endpointName"`
+	Stats        media.EndpointStats `json:"stats"`
+}
+
+func pipelinesJSON(ps []media.Pipeline) []pipelineBody {
+	out := make([]pipelineBody, len(ps))
+	for i, p := range ps {
+		out[i] = pipelineBody{PipelineName: p.Name(), PipelineID: p.ID()}
+	}
+	return out
+}
+
+func (a *api) pipelines(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, pipelinesJSON(a.svc.Pipelines()))
+}
+
+func (a *api) endpoints(w http.ResponseWriter, r *http.Request) {
+	eps, err := a.svc.PresenterEndpoints(r.Context(), r.PathValue("email"))
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	out := make([]endpointBody, len(eps))
+	for i, ep := range eps {
+		out[i] = endpointBody{EndpointID: ep.ID(), EndpointName: ep.Name(), Stats: ep.Stats()}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *api) orphans(w http.ResponseWriter, r *http.Request) {
+	ps, _, err := a.svc.Orphans(r.Context())
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, pipelinesJSON(ps))
+}
+
+func (a *api) reclaim(w http.ResponseWriter, r *http.Request) {
+	n, err := a.svc.ReclaimOrphans(r.Context())
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	a.log.Info("orphans reclaimed on request", "count", n)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func percent(v float64) string { return fmt.Sprintf("%.2f%%", v) }
+
+func (a *api) cpu(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, percent(a.svc.Usage().CPUPercent))
+}
+
+func (a *api) memory(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, percent(a.svc.Usage().MemoryPercent))
+}
+
+func (a *api) health(w http.ResponseWriter, r *http.Request) {
+	if err := a.svc.Health(r.Context()); err != nil {
+		a.log.Warn("health check failed", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "DOWN", "reason": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "UP"})
+}
+
+// clientConfig tells browser clients (the demo page) the ICE servers to use.
+func (a *api) clientConfig(w http.ResponseWriter, r *http.Request) {
+	servers := a.cfg.ICEServers
+	if servers == nil {
+		servers = []ICEServer{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"iceServers": servers, "basePath": a.cfg.BasePath})
+}
+
+// email is the caller's identity: the original's email header.
+func email(r *http.Request) string { return r.Header.Get("email") }

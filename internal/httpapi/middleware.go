@@ -1,0 +1,42 @@
+package httpapi
+
+import (
+	"net/http"
+	"runtime/debug"
+)
+
+// cors lets browser pages on other origins call the API, as the original's
+// browser page did. Preflights are answered here.
+func (a *api) cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if origin := r.Header.Get("Origin"); origin != "" {
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", "*")
+			h.Set("Access-Control-Allow-Headers", "Content-Type, email, Authorization")
+			h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+			if r.Method == http.MethodOptions {
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recoverer turns a handler's panic into a 500 with the protocol's error body
+// and a log line with the stack, so one bad request never takes the server down.
+func (a *api) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				a.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path,
+					"panic", v, "stack", string(debug.Stack()))
+				writeJSON(w, http.StatusInternalServerError, errorBody{Name: "INTERNAL", Code: 5000, Message: "Internal Server Error."})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,299 @@
+package live
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/onair-live/onair/internal/media"
+	"github.com/onair-live/onair/internal/store"
+)
+
+// StartRequest is what a presenter gives to go live.
+type StartRequest struct {
+	RoomID     string
+	Title      string
+	ProfileURL string
+}
+
+// StartBroadcast creates a room, its pipeline and the presenter's endpoint.
+func (s *Service) StartBroadcast(ctx context.Context, email string, req StartRequest) (RoomInfo, error) {
+	if err := required(map[string]string{"email": email, "roomId": req.RoomID,
+		"title": req.Title, "profileUrl": req.ProfileURL}); err != nil {
+		return RoomInfo{}, err
+	}
+	if _, err := s.store.User(ctx, email); err == nil {
+		return RoomInfo{}, ErrAlreadyIn.With("%s is already in a room", email)
+	} else if !isNotFound(err) {
+		return RoomInfo{}, s.storeErr(err)
+	}
+	if _, err := s.store.Room(ctx, req.RoomID); err == nil {
+		return RoomInfo{}, ErrAlreadyIn.With("room %s is already live", req.RoomID)
+	} else if !isNotFound(err) {
+		return RoomInfo{}, s.storeErr(err)
+	}
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return RoomInfo{}, ErrUnavailable.With("the server is shutting down")
+	}
+	if _, ok := s.rooms[req.RoomID]; ok {
+		s.mu.Unlock()
+		return RoomInfo{}, ErrAlreadyIn.With("room %s is already live", req.RoomID)
+	}
+	r := &room{id: req.RoomID, viewers: map[string]*member{}}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s.rooms[r.id] = r
+	pl, err := s.engine.NewPipeline(req.RoomID)
+	if err == nil {
+		s.pending[pl.ID()] = true
+	}
+	s.mu.Unlock()
+
+	fail := func(e error) (RoomInfo, error) {
+		r.ended = true
+		s.mu.Lock()
+		delete(s.rooms, r.id)
+		s.mu.Unlock()
+		return RoomInfo{}, e
+	}
+	if err != nil {
+		s.log.Error("cannot create pipeline", "room", r.id, "err", err)
+		return fail(ErrKMSNoPipeline.Wrap(err))
+	}
+	defer s.markPending(pl.ID(), false)
+	m := &member{email: email, roomID: r.id, role: store.RolePresenter}
+	ep, err := s.newEndpoint(pl, media.Publisher, m, r)
+	if err != nil {
+		pl.Release()
+		s.log.Error("cannot create presenter endpoint", "room", r.id, "err", err)
+		return fail(ErrKMSNoEndpoint.Wrap(err))
+	}
+	defer s.markPending(ep.ID(), false)
+	m.endpoint = ep
+	rec := store.Room{ID: r.id, Title: req.Title, ProfileURL: req.ProfileURL, Presenter: email,
+		PipelineID: pl.ID(), CreatedAt: time.Now()}
+	if err := s.store.CreateRoom(ctx, rec, store.User{Email: email, RoomID: r.id,
+		Role: store.RolePresenter, EndpointID: ep.ID()}); err != nil {
+		pl.Release()
+		if errors.Is(err, store.ErrExists) {
+			return fail(ErrAlreadyIn.With("room %s or user %s exists", r.id, email))
+		}
+		return fail(s.storeErr(err))
+	}
+	r.pipeline, r.presenter = pl, m
+	s.log.Info("broadcast created", "room", r.id, "presenter", email, "pipeline", pl.ID(), "title", req.Title)
+	return infoOf(rec), nil
+}
+
+// newEndpoint creates a member's endpoint, marked pending until recorded.
+func (s *Service) newEndpoint(pl media.Pipeline, role media.Role, m *member, r *room) (media.Endpoint, error) {
+	var ep media.Endpoint
+	ev := media.Events{
+		Candidate: func(c media.Candidate) {
+			if sess := m.sess(); sess != nil {
+				sess.SendCandidate(c)
+			}
+		},
+		Failed: func(reason string) { s.mediaFailed(r, m, ep, reason) },
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ep, err := pl.NewEndpoint(role, string(m.role)+":"+m.email, ev)
+	if err != nil {
+		return nil, err
+	}
+	s.pending[ep.ID()] = true
+	return ep, nil
+}
+
+// EndBroadcast ends the presenter's room: every viewer is told, every
+// endpoint and the pipeline are released, the room is removed. Unlike the
+// original, it works before the presenter has opened its WebSocket.
+func (s *Service) EndBroadcast(ctx context.Context, email string) error {
+	if err := required(map[string]string{"email": email}); err != nil {
+		return err
+	}
+	u, err := s.store.User(ctx, email)
+	if isNotFound(err) || (err == nil && u.Role != store.RolePresenter) {
+		return ErrNoRoom.With("%s is not presenting", email)
+	} else if err != nil {
+		return s.storeErr(err)
+	}
+	r := s.room(u.RoomID)
+	if r == nil {
+		// A record with no media in this process: remove the record.
+		if _, err := s.store.DeleteRoom(ctx, u.RoomID); err != nil && !isNotFound(err) {
+			return s.storeErr(err)
+		}
+		return nil
+	}
+	s.teardown(ctx, r, "ended by presenter", StopEnded)
+	return nil
+}
+
+// teardown ends a room: viewers are told why, media is released, the record
+// removed. Safe to call more than once.
+func (s *Service) teardown(ctx context.Context, r *room, why string, viewerReason StopReason) {
+	r.mu.Lock()
+	if r.ended {
+		r.mu.Unlock()
+		return
+	}
+	r.ended = true
+	members := make([]*member, 0, len(r.viewers)+1)
+	for _, v := range r.viewers {
+		members = append(members, v)
+	}
+	presenter := r.presenter
+	r.mu.Unlock()
+
+	s.mu.Lock()
+	if s.rooms[r.id] == r {
+		delete(s.rooms, r.id)
+	}
+	s.mu.Unlock()
+	for _, v := range members {
+		if sess := v.sess(); sess != nil {
+			sess.Stop(viewerReason)
+		}
+		s.unbind(v)
+	}
+	if presenter != nil {
+		if viewerReason == StopError {
+			if sess := presenter.sess(); sess != nil {
+				sess.Stop(StopError)
+			}
+		}
+		s.unbind(presenter)
+	}
+	if r.pipeline != nil {
+		r.pipeline.Release()
+	}
+	if _, err := s.store.DeleteRoom(context.WithoutCancel(ctx), r.id); err != nil && !isNotFound(err) {
+		s.log.Error("cannot delete room record", "room", r.id, "err", err)
+	}
+	s.log.Info("broadcast ended", "room", r.id, "why", why, "viewers", len(members))
+}
+
+// Join adds a viewer to a room and creates its endpoint.
+func (s *Service) Join(ctx context.Context, email, roomID string) (RoomInfo, error) {
+	if err := required(map[string]string{"email": email, "roomId": roomID}); err != nil {
+		return RoomInfo{}, err
+	}
+	if _, err := s.store.User(ctx, email); err == nil {
+		return RoomInfo{}, ErrAlreadyIn.With("%s is already in a room", email)
+	} else if !isNotFound(err) {
+		return RoomInfo{}, s.storeErr(err)
+	}
+	r := s.room(roomID)
+	if r == nil {
+		return RoomInfo{}, ErrNoRoom.With("no live room %s", roomID)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ended || r.pipeline == nil {
+		return RoomInfo{}, ErrNoRoom.With("no live room %s", roomID)
+	}
+	if _, ok := r.viewers[email]; ok || r.presenter.email == email {
+		return RoomInfo{}, ErrAlreadyIn.With("%s is already in room %s", email, roomID)
+	}
+	m := &member{email: email, roomID: roomID, role: store.RoleViewer}
+	ep, err := s.newEndpoint(r.pipeline, media.Subscriber, m, r)
+	if err != nil {
+		s.log.Error("cannot create viewer endpoint", "room", roomID, "viewer", email, "err", err)
+		return RoomInfo{}, ErrKMSNoEndpoint.Wrap(err)
+	}
+	defer s.markPending(ep.ID(), false)
+	m.endpoint = ep
+	rec, err := s.store.AddViewer(ctx, roomID, store.User{Email: email, EndpointID: ep.ID()})
+	if err != nil {
+		ep.Release()
+		switch {
+		case errors.Is(err, store.ErrExists):
+			return RoomInfo{}, ErrAlreadyIn.With("%s is already in a room", email)
+		case isNotFound(err):
+			return RoomInfo{}, ErrNoRoom.With("no live room %s", roomID)
+		}
+		return RoomInfo{}, s.storeErr(err)
+	}
+	r.viewers[email] = m
+	s.log.Info("viewer joined", "room", roomID, "viewer", email, "endpoint", ep.ID(), "count", rec.Viewers)
+	return infoOf(rec), nil
+}
+
+// Leave removes a viewer from its room and releases its endpoint.
+func (s *Service) Leave(ctx context.Context, email string) error {
+	if err := required(map[string]string{"email": email}); err != nil {
+		return err
+	}
+	u, err := s.store.User(ctx, email)
+	if isNotFound(err) || (err == nil && u.Role != store.RoleViewer) {
+		return ErrNoUser.With("%s is not watching a room", email)
+	} else if err != nil {
+		return s.storeErr(err)
+	}
+	r := s.room(u.RoomID)
+	if r == nil {
+		if err := s.store.RemoveViewer(ctx, u.RoomID, email); err != nil && !isNotFound(err) {
+			return s.storeErr(err)
+		}
+		return nil
+	}
+	if !s.removeViewer(ctx, r, email, nil, "left", 0) {
+		return ErrNoUser.With("%s is not watching room %s", email, u.RoomID)
+	}
+	return nil
+}
+
+// removeViewer takes a viewer out of a room. With ep set, only if that is
+// still the viewer's endpoint. With notify, the viewer's session is told.
+func (s *Service) removeViewer(ctx context.Context, r *room, email string, ep media.Endpoint, why string, notify StopReason) bool {
+	r.mu.Lock()
+	m, ok := r.viewers[email]
+	if !ok || r.ended || (ep != nil && m.endpoint != ep) {
+		r.mu.Unlock()
+		return false
+	}
+	delete(r.viewers, email)
+	if err := s.store.RemoveViewer(context.WithoutCancel(ctx), r.id, email); err != nil && !isNotFound(err) {
+		s.log.Error("cannot remove viewer record", "room", r.id, "viewer", email, "err", err)
+	}
+	count := len(r.viewers)
+	r.mu.Unlock()
+	if sess := m.sess(); sess != nil && notify != 0 {
+		sess.Stop(notify)
+	}
+	s.unbind(m)
+	m.endpoint.Release()
+	s.log.Info("viewer left", "room", r.id, "viewer", email, "why", why, "count", count)
+	return true
+}
+
+// mediaFailed ends the session whose media connection died.
+func (s *Service) mediaFailed(r *room, m *member, ep media.Endpoint, reason string) {
+	ctx := context.Background()
+	if m.role == store.RolePresenter {
+		s.log.Warn("presenter media lost, ending broadcast", "room", r.id, "presenter", m.email, "reason", reason)
+		s.teardown(ctx, r, "presenter media lost: "+reason, StopEnded)
+		return
+	}
+	s.removeViewer(ctx, r, m.email, ep, "media lost: "+reason, StopError)
+}
+
+// required checks that named fields are not empty.
+func required(fields map[string]string) error {
+	var missing []string
+	for _, name := range []string{"email", "roomId", "title", "profileUrl"} {
+		if v, ok := fields[name]; ok && strings.TrimSpace(v) == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return ErrBadRequest.With("missing %s", strings.Join(missing, ", "))
+	}
+	return nil
+}

@@ -1,0 +1,232 @@
+// Package live is the broadcast domain: rooms, presenters and viewers, and
+// every rule of their lifecycle (create, join, leave, end, abnormal exit,
+// orphan reclaim). It is the only package that touches both the store and the
+// media engine, and the one place where the order of those steps is decided.
+//
+// It knows nothing of HTTP, WebSocket or pion: transports call it, and it sees
+// the media engine through internal/media and the state through internal/store.
+package live
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/onair-live/onair/internal/media"
+	"github.com/onair-live/onair/internal/store"
+)
+
+// StopReason says why a client is told its broadcast stopped.
+type StopReason int
+
+const (
+	// StopEnded: the presenter ended the broadcast, left, or it was shut down.
+	StopEnded StopReason = iota + 1
+	// StopError: the session was torn down by an error (its media failed).
+	StopError
+)
+
+// Session is a client's signalling connection, as the domain sees it. Its
+// methods must not block.
+type Session interface {
+	ID() string
+	SendCandidate(media.Candidate)
+	Stop(StopReason)
+}
+
+// Options tune the service.
+type Options struct {
+	Logger *slog.Logger
+	// ReapInterval is how often orphan pipelines and endpoints are reclaimed (0: never).
+	ReapInterval time.Duration
+}
+
+// Service implements the broadcast lifecycle.
+type Service struct {
+	store  store.Store
+	engine media.Engine
+	log    *slog.Logger
+	opts   Options
+
+	mu       sync.Mutex
+	rooms    map[string]*room   // by room id
+	sessions map[string]*member // by signalling session id
+	pending  map[string]bool    // media ids made but not yet recorded in the store
+	closed   bool
+}
+
+// room is the runtime half of a broadcast: the media objects behind the
+// store's record. Its mutex serializes the room's lifecycle steps.
+type room struct {
+	id        string
+	mu        sync.Mutex
+	pipeline  media.Pipeline
+	presenter *member
+	viewers   map[string]*member
+	ended     bool
+}
+
+// member is a presenter or viewer of a room, with its endpoint and session.
+type member struct {
+	email    string
+	roomID   string
+	role     store.Role
+	endpoint media.Endpoint
+	offered  bool // an offer was accepted (guarded by room.mu)
+	session  atomic.Pointer[sessionRef]
+}
+
+type sessionRef struct{ Session }
+
+func (m *member) sess() Session {
+	if r := m.session.Load(); r != nil {
+		return r.Session
+	}
+	return nil
+}
+
+// New makes a service over a store and a media engine.
+func New(st store.Store, engine media.Engine, opts Options) *Service {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Service{
+		store: st, engine: engine, opts: opts,
+		log:      opts.Logger.With("component", "live"),
+		rooms:    map[string]*room{},
+		sessions: map[string]*member{},
+		pending:  map[string]bool{},
+	}
+}
+
+// RoomInfo is a room as clients see it.
+type RoomInfo struct {
+	RoomID     string
+	Title      string
+	ProfileURL string
+	Count      int
+}
+
+func infoOf(r store.Room) RoomInfo {
+	return RoomInfo{RoomID: r.ID, Title: r.Title, ProfileURL: r.ProfileURL, Count: r.Viewers}
+}
+
+// Rooms lists the live rooms.
+func (s *Service) Rooms(ctx context.Context) ([]RoomInfo, error) {
+	rs, err := s.store.Rooms(ctx)
+	if err != nil {
+		return nil, s.storeErr(err)
+	}
+	out := make([]RoomInfo, len(rs))
+	for i, r := range rs {
+		out[i] = infoOf(r)
+	}
+	return out, nil
+}
+
+func (s *Service) room(id string) *room {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rooms[id]
+}
+
+// storeErr turns a store failure into the error clients see.
+func (s *Service) storeErr(err error) error {
+	s.log.Error("store failed", "err", err)
+	return ErrUnavailable.Wrap(err)
+}
+
+// Health reports whether the service can take requests.
+func (s *Service) Health(ctx context.Context) error {
+	if err := s.store.Ping(ctx); err != nil {
+		return ErrUnavailable.With("store unreachable").Wrap(err)
+	}
+	return nil
+}
+
+// Counts are the numbers of live objects, for tests and metrics.
+type Counts struct {
+	Rooms, Viewers, Sessions, Pipelines, Endpoints int
+}
+
+// Counts counts rooms and sessions held by the service, and the media
+// engine's pipelines and endpoints.
+func (s *Service) Counts() Counts {
+	var c Counts
+	s.mu.Lock()
+	c.Rooms, c.Sessions = len(s.rooms), len(s.sessions)
+	rooms := make([]*room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	s.mu.Unlock()
+	for _, r := range rooms {
+		r.mu.Lock()
+		c.Viewers += len(r.viewers)
+		r.mu.Unlock()
+	}
+	for _, p := range s.engine.Pipelines() {
+		c.Pipelines++
+		c.Endpoints += len(p.Endpoints())
+	}
+	return c
+}
+
+// Shutdown ends every broadcast (viewers are told it stopped) and refuses
+// new ones.
+func (s *Service) Shutdown(ctx context.Context) {
+	s.mu.Lock()
+	s.closed = true
+	rooms := make([]*room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	s.mu.Unlock()
+	sort.Slice(rooms, func(i, j int) bool { return rooms[i].id < rooms[j].id })
+	for _, r := range rooms {
+		s.teardown(ctx, r, "server shutting down", StopEnded)
+	}
+	s.log.Info("all broadcasts ended", "rooms", len(rooms))
+}
+
+// bind records that a session signals for a member; it fails if the session
+// already signals for someone else.
+func (s *Service) bind(sess Session, m *member) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if other, ok := s.sessions[sess.ID()]; ok && other != m {
+		return ErrSessionBound
+	}
+	if old := m.sess(); old != nil && old.ID() != sess.ID() {
+		delete(s.sessions, old.ID())
+	}
+	s.sessions[sess.ID()] = m
+	m.session.Store(&sessionRef{sess})
+	return nil
+}
+
+// unbind forgets a member's session.
+func (s *Service) unbind(m *member) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := m.sess(); old != nil && s.sessions[old.ID()] == m {
+		delete(s.sessions, old.ID())
+	}
+}
+
+func (s *Service) markPending(id string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on {
+		s.pending[id] = true
+	} else {
+		delete(s.pending, id)
+	}
+}
+
+// isNotFound reports a store miss.
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

@@ -1,0 +1,142 @@
+package live
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/onair-live/onair/internal/media"
+	"github.com/onair-live/onair/internal/store"
+)
+
+// Offer is a client's SDP offer for a room, sent on a signalling session.
+type Offer struct {
+	RoomID string
+	Email  string
+	SDP    string
+}
+
+// Present negotiates the presenter's offer and binds the session to it.
+// A returned error's text is the rejection the client is shown.
+func (s *Service) Present(ctx context.Context, sess Session, o Offer) (string, error) {
+	return s.offer(ctx, sess, o, store.RolePresenter)
+}
+
+// View negotiates a viewer's offer and binds the session to it.
+func (s *Service) View(ctx context.Context, sess Session, o Offer) (string, error) {
+	return s.offer(ctx, sess, o, store.RoleViewer)
+}
+
+func (s *Service) offer(ctx context.Context, sess Session, o Offer, role store.Role) (string, error) {
+	if strings.TrimSpace(o.RoomID) == "" || strings.TrimSpace(o.Email) == "" || strings.TrimSpace(o.SDP) == "" {
+		return "", ErrMissingField
+	}
+	r := s.room(o.RoomID)
+	if r == nil {
+		return "", ErrRoomNotFound
+	}
+	r.mu.Lock()
+	if r.ended || r.presenter == nil {
+		r.mu.Unlock()
+		return "", ErrRoomNotFound
+	}
+	var m *member
+	if role == store.RolePresenter {
+		m = r.presenter
+		if m.email != o.Email {
+			r.mu.Unlock()
+			return "", ErrNotPresenter
+		}
+		if m.offered {
+			r.mu.Unlock()
+			return "", ErrAlreadySender
+		}
+	} else {
+		m = r.viewers[o.Email]
+		if m == nil {
+			r.mu.Unlock()
+			return "", ErrNotViewer
+		}
+		if m.offered {
+			r.mu.Unlock()
+			return "", ErrAlreadyViewer
+		}
+	}
+	if err := s.bind(sess, m); err != nil {
+		r.mu.Unlock()
+		return "", err
+	}
+	m.offered = true
+	r.mu.Unlock()
+
+	answer, err := m.endpoint.ProcessOffer(ctx, o.SDP)
+	if err != nil {
+		r.mu.Lock()
+		m.offered = false
+		r.mu.Unlock()
+		s.log.Warn("offer rejected", "room", o.RoomID, "user", o.Email, "role", string(role),
+			"session", sess.ID(), "err", err)
+		return "", offerError(err)
+	}
+	if err := s.store.BindSession(ctx, o.Email, sess.ID()); err != nil && !isNotFound(err) {
+		s.log.Warn("cannot record session", "user", o.Email, "err", err)
+	}
+	s.log.Info("offer accepted", "room", o.RoomID, "user", o.Email, "role", string(role), "session", sess.ID())
+	return answer, nil
+}
+
+// offerError words a media failure for the client.
+func offerError(err error) error {
+	switch {
+	case errors.Is(err, media.ErrBadOffer), errors.Is(err, media.ErrIncompatible),
+		errors.Is(err, media.ErrNotReady):
+		return err
+	case errors.Is(err, media.ErrReleased):
+		return ErrRoomNotFound
+	case errors.Is(err, media.ErrAlreadyNegotiated):
+		return ErrAlreadySender
+	}
+	return errors.New(ErrKMSNoConnect.Message)
+}
+
+// AddCandidate gives a client's ICE candidate to the endpoint of the session
+// that sent it (the original gave every candidate to the presenter).
+func (s *Service) AddCandidate(sessionID string, c media.Candidate) error {
+	s.mu.Lock()
+	m := s.sessions[sessionID]
+	s.mu.Unlock()
+	if m == nil {
+		return ErrNoSession.With("session %s has sent no offer", sessionID)
+	}
+	if err := m.endpoint.AddCandidate(c); err != nil {
+		if errors.Is(err, media.ErrReleased) {
+			return ErrNoSession.With("session %s has ended", sessionID)
+		}
+		return ErrBadRequest.With("%v", err)
+	}
+	return nil
+}
+
+// SessionClosed handles a signalling session that went away: if its user is
+// still in a room, that is an abnormal exit (app killed, network lost).
+func (s *Service) SessionClosed(sessionID string) {
+	s.mu.Lock()
+	m := s.sessions[sessionID]
+	delete(s.sessions, sessionID)
+	s.mu.Unlock()
+	if m == nil {
+		return
+	}
+	r := s.room(m.roomID)
+	if r == nil {
+		return
+	}
+	ctx := context.Background()
+	if m.role == store.RolePresenter {
+		s.log.Warn("presenter's WebSocket closed, ending broadcast", "room", m.roomID,
+			"presenter", m.email, "session", sessionID)
+		s.teardown(ctx, r, "presenter WebSocket closed", StopEnded)
+		return
+	}
+	s.removeViewer(ctx, r, m.email, m.endpoint, "WebSocket closed", 0)
+}

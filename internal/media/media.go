@@ -1,0 +1,128 @@
+// Package media declares the media engine as the broadcast domain sees it, in
+// the Kurento tradition: a Pipeline per broadcast and an Endpoint per peer.
+//
+// It owns only the interface and its value types. The embedded implementation
+// is internal/sfu; the domain (internal/live) depends on this package alone and
+// never on pion.
+package media
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Role says which way media flows through an endpoint.
+type Role int
+
+const (
+	// Publisher endpoints receive the broadcast from its presenter.
+	Publisher Role = iota + 1
+	// Subscriber endpoints send the broadcast to one viewer.
+	Subscriber
+)
+
+func (r Role) String() string {
+	switch r {
+	case Publisher:
+		return "publisher"
+	case Subscriber:
+		return "subscriber"
+	}
+	return "unknown"
+}
+
+// Candidate is an ICE candidate in the shape browsers use (RTCIceCandidateInit).
+type Candidate struct {
+	Candidate        string  `json:"candidate"`
+	SDPMid           *string `json:"sdpMid,omitempty"`
+	SDPMLineIndex    *uint16 `json:"sdpMLineIndex,omitempty"`
+	UsernameFragment *string `json:"usernameFragment,omitempty"`
+}
+
+// Events are the callbacks an endpoint makes to its owner. They may be called
+// from the engine's goroutines and must not block.
+type Events struct {
+	// Candidate receives each local ICE candidate as it is gathered.
+	Candidate func(Candidate)
+	// Failed is called at most once, when the media connection failed or
+	// stayed disconnected past the configured timeout. The owner releases
+	// the endpoint.
+	Failed func(reason string)
+}
+
+// Engine creates and lists pipelines.
+type Engine interface {
+	NewPipeline(name string) (Pipeline, error)
+	Pipelines() []Pipeline
+	// Usage reports the engine's own CPU and memory use.
+	Usage() Usage
+	Close() error
+}
+
+// Pipeline is the media of one broadcast: one publisher endpoint and any
+// number of subscriber endpoints fed from it.
+type Pipeline interface {
+	ID() string
+	Name() string
+	CreatedAt() time.Time
+	NewEndpoint(role Role, name string, ev Events) (Endpoint, error)
+	Endpoints() []Endpoint
+	// Release releases every endpoint and the pipeline. Idempotent.
+	Release()
+}
+
+// Endpoint is one peer's media connection.
+type Endpoint interface {
+	ID() string
+	Name() string
+	Role() Role
+	// ProcessOffer negotiates the peer's SDP offer and returns the answer.
+	// Local candidates are then trickled through Events.Candidate.
+	ProcessOffer(ctx context.Context, offer string) (answer string, err error)
+	// ProcessOfferGathered is ProcessOffer, but waits for candidate gathering
+	// to finish and returns an answer that carries every local candidate
+	// (for clients without trickle, such as WHIP encoders).
+	ProcessOfferGathered(ctx context.Context, offer string) (answer string, err error)
+	// AddCandidate adds a remote candidate. Candidates that arrive before the
+	// offer are queued and applied once it is processed.
+	AddCandidate(c Candidate) error
+	Stats() EndpointStats
+	// Release closes the connection and frees everything. Idempotent.
+	Release()
+}
+
+// EndpointStats are an endpoint's counters since it was created.
+type EndpointStats struct {
+	State          string `json:"state"`
+	PacketsIn      uint64 `json:"packetsIn"`
+	PacketsOut     uint64 `json:"packetsOut"`
+	PacketsDropped uint64 `json:"packetsDropped"`
+	NACKs          uint64 `json:"nacks"`
+	PLIs           uint64 `json:"plis"`
+}
+
+// Usage is how much of the machine the media engine uses, in percent.
+type Usage struct {
+	CPUPercent    float64
+	MemoryPercent float64
+	RSSBytes      uint64
+}
+
+// Errors the engine returns. Wrapped errors carry the detail.
+var (
+	// ErrBadOffer: the offer is not SDP the engine can negotiate.
+	ErrBadOffer = errors.New("invalid SDP offer")
+	// ErrIncompatible: the peer supports none of the broadcast's codecs.
+	ErrIncompatible = errors.New("no codec in common with the broadcast")
+	// ErrNotReady: a viewer offered before the presenter's media was negotiated.
+	ErrNotReady = errors.New("the presenter is not streaming yet")
+	// ErrAlreadyNegotiated: a second offer for an endpoint that has one.
+	ErrAlreadyNegotiated = errors.New("endpoint already negotiated")
+	// ErrReleased: the endpoint or pipeline was released.
+	ErrReleased = errors.New("released")
+	// ErrBadCandidate: the candidate cannot be parsed.
+	ErrBadCandidate = errors.New("invalid ICE candidate")
+	// ErrTooManyCandidates: the endpoint's queue of early candidates is full.
+	ErrTooManyCandidates = errors.New("too many ICE candidates")
+)

@@ -1,0 +1,339 @@
+package sfu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/onair-live/onair/internal/media"
+)
+
+// maxEarlyCandidates bounds the remote candidates queued before an offer.
+const maxEarlyCandidates = 64
+
+// Endpoint implements media.Endpoint: one peer's connection.
+type Endpoint struct {
+	p       *Pipeline
+	id      string
+	name    string
+	role    media.Role
+	ev      media.Events
+	created time.Time
+	log     *slog.Logger
+
+	negotiate sync.Mutex // serializes offers
+
+	mu        sync.Mutex
+	pc        *webrtc.PeerConnection
+	remoteSet bool
+	early     []webrtc.ICECandidateInit
+	released  bool
+	connected bool
+	timer     *time.Timer // connect or disconnect deadline
+	state     webrtc.PeerConnectionState
+
+	failOnce sync.Once
+	done     chan struct{}
+	wg       sync.WaitGroup // the endpoint's own goroutines
+
+	tracks []*upTrack  // publisher: what it publishes
+	sub    *subscriber // subscriber: its queue and tracks
+
+	packetsIn, packetsOut, dropped, nacks, plis atomic.Uint64
+}
+
+var _ media.Endpoint = (*Endpoint)(nil)
+
+func newEndpoint(p *Pipeline, role media.Role, name string, ev media.Events) *Endpoint {
+	id := newID()
+	return &Endpoint{
+		p: p, id: id, name: name, role: role, ev: ev,
+		created: time.Now(),
+		log:     p.log.With("endpoint", id, "endpointName", name, "role", role.String()),
+		done:    make(chan struct{}),
+	}
+}
+
+func (e *Endpoint) ID() string       { return e.id }
+func (e *Endpoint) Name() string     { return e.name }
+func (e *Endpoint) Role() media.Role { return e.role }
+
+// ProcessOffer negotiates and returns the answer; candidates trickle after.
+func (e *Endpoint) ProcessOffer(ctx context.Context, offer string) (string, error) {
+	return e.processOffer(ctx, offer, false)
+}
+
+// ProcessOfferGathered negotiates and returns an answer with every candidate.
+func (e *Endpoint) ProcessOfferGathered(ctx context.Context, offer string) (string, error) {
+	return e.processOffer(ctx, offer, true)
+}
+
+func (e *Endpoint) processOffer(ctx context.Context, offer string, gathered bool) (string, error) {
+	e.negotiate.Lock()
+	defer e.negotiate.Unlock()
+	e.mu.Lock()
+	switch {
+	case e.released:
+		e.mu.Unlock()
+		return "", media.ErrReleased
+	case e.pc != nil:
+		e.mu.Unlock()
+		return "", media.ErrAlreadyNegotiated
+	}
+	e.mu.Unlock()
+
+	var (
+		answer string
+		err    error
+	)
+	if e.role == media.Publisher {
+		answer, err = e.negotiatePublisher(ctx, offer, gathered)
+	} else {
+		answer, err = e.negotiateSubscriber(ctx, offer, gathered)
+	}
+	if err != nil {
+		e.dropPC()
+		return "", err
+	}
+	return answer, nil
+}
+
+// newPC creates the peer connection and wires the events every role shares.
+func (e *Endpoint) newPC(api *webrtc.API) (*webrtc.PeerConnection, error) {
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	if e.released {
+		e.mu.Unlock()
+		_ = pc.Close()
+		return nil, media.ErrReleased
+	}
+	e.pc = pc
+	e.mu.Unlock()
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c == nil || e.ev.Candidate == nil {
+			return
+		}
+		j := c.ToJSON()
+		e.ev.Candidate(media.Candidate{Candidate: j.Candidate, SDPMid: j.SDPMid,
+			SDPMLineIndex: j.SDPMLineIndex, UsernameFragment: j.UsernameFragment})
+	})
+	pc.OnConnectionStateChange(e.onState)
+	return pc, nil
+}
+
+// setRole records what the endpoint publishes or subscribes to, before its
+// peer connection exists, so that Release always sees it.
+func (e *Endpoint) setRole(tracks []*upTrack, sub *subscriber) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.released {
+		return media.ErrReleased
+	}
+	e.tracks, e.sub = tracks, sub
+	return nil
+}
+
+// dropPC discards a peer connection whose negotiation failed, so that the
+// client may offer again.
+func (e *Endpoint) dropPC() {
+	e.mu.Lock()
+	pc := e.pc
+	e.pc, e.remoteSet, e.early = nil, false, nil
+	e.mu.Unlock()
+	if pc != nil {
+		_ = pc.Close()
+	}
+}
+
+// finishOffer sets the answer, applies queued candidates and starts the
+// connect deadline. With gathered, it waits for gathering and returns the
+// local description with its candidates.
+func (e *Endpoint) finishOffer(ctx context.Context, pc *webrtc.PeerConnection, gathered bool) (string, error) {
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return "", fmt.Errorf("sfu: create answer: %w", err)
+	}
+	var gatherDone <-chan struct{}
+	if gathered {
+		gatherDone = webrtc.GatheringCompletePromise(pc)
+	}
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return "", fmt.Errorf("sfu: set answer: %w", err)
+	}
+	e.mu.Lock()
+	e.remoteSet = true
+	early := e.early
+	e.early = nil
+	if !e.connected && e.timer == nil {
+		e.timer = time.AfterFunc(e.p.engine.cfg.ConnectTimeout, func() {
+			e.fail(fmt.Sprintf("media did not connect within %s", e.p.engine.cfg.ConnectTimeout))
+		})
+	}
+	e.mu.Unlock()
+	for _, c := range early {
+		if err := pc.AddICECandidate(c); err != nil {
+			e.log.Debug("queued candidate rejected", "err", err)
+		}
+	}
+	if gathered {
+		select {
+		case <-gatherDone:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+		return pc.LocalDescription().SDP, nil
+	}
+	return answer.SDP, nil
+}
+
+// AddCandidate adds a remote candidate, or queues it until the offer.
+func (e *Endpoint) AddCandidate(c media.Candidate) error {
+	if !strings.HasPrefix(strings.TrimSpace(c.Candidate), "candidate:") && strings.TrimSpace(c.Candidate) != "" {
+		return fmt.Errorf("%w: %q", media.ErrBadCandidate, c.Candidate)
+	}
+	init := webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid,
+		SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment}
+	e.mu.Lock()
+	if e.released {
+		e.mu.Unlock()
+		return media.ErrReleased
+	}
+	if !e.remoteSet {
+		defer e.mu.Unlock()
+		if len(e.early) >= maxEarlyCandidates {
+			return media.ErrTooManyCandidates
+		}
+		e.early = append(e.early, init)
+		return nil
+	}
+	pc := e.pc
+	e.mu.Unlock()
+	if err := pc.AddICECandidate(init); err != nil {
+		return fmt.Errorf("%w: %v", media.ErrBadCandidate, err)
+	}
+	return nil
+}
+
+// onState follows the connection: connected starts media to a viewer;
+// disconnected starts the configured deadline; failed ends the endpoint.
+func (e *Endpoint) onState(s webrtc.PeerConnectionState) {
+	e.log.Debug("connection state", "state", s.String())
+	e.mu.Lock()
+	e.state = s
+	if e.released {
+		e.mu.Unlock()
+		return
+	}
+	first := false
+	sub := e.sub
+	switch s {
+	case webrtc.PeerConnectionStateConnected:
+		if e.timer != nil {
+			e.timer.Stop()
+			e.timer = nil
+		}
+		first = !e.connected
+		e.connected = true
+	case webrtc.PeerConnectionStateDisconnected:
+		if e.timer != nil {
+			e.timer.Stop()
+		}
+		timeout := e.p.engine.cfg.DisconnectTimeout
+		e.timer = time.AfterFunc(timeout, func() {
+			e.fail(fmt.Sprintf("media disconnected for %s", timeout))
+		})
+	case webrtc.PeerConnectionStateFailed:
+		e.mu.Unlock()
+		e.fail("media connection failed (ICE or DTLS)")
+		return
+	}
+	e.mu.Unlock()
+	if first {
+		e.log.Info("media connected")
+		if sub != nil {
+			sub.attach()
+		}
+	}
+}
+
+// fail reports a dead media connection to the owner, once.
+func (e *Endpoint) fail(reason string) {
+	e.mu.Lock()
+	released := e.released
+	e.mu.Unlock()
+	if released {
+		return
+	}
+	e.failOnce.Do(func() {
+		e.log.Warn("media connection lost", "reason", reason)
+		if e.ev.Failed != nil {
+			go e.ev.Failed(reason)
+		}
+	})
+}
+
+// Stats reports the endpoint's counters.
+func (e *Endpoint) Stats() media.EndpointStats {
+	e.mu.Lock()
+	state := e.state.String()
+	if e.pc == nil {
+		state = "new"
+	}
+	e.mu.Unlock()
+	return media.EndpointStats{
+		State: state, PacketsIn: e.packetsIn.Load(), PacketsOut: e.packetsOut.Load(),
+		PacketsDropped: e.dropped.Load(), NACKs: e.nacks.Load(), PLIs: e.plis.Load(),
+	}
+}
+
+// Release closes the peer connection, waits for the endpoint's goroutines and
+// leaves the pipeline. Safe to call more than once and from any goroutine
+// other than the endpoint's own.
+func (e *Endpoint) Release() {
+	e.mu.Lock()
+	if e.released {
+		e.mu.Unlock()
+		return
+	}
+	e.released = true
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
+	}
+	pc, sub, tracks := e.pc, e.sub, e.tracks
+	e.mu.Unlock()
+	close(e.done)
+	if sub != nil {
+		sub.detach()
+	}
+	for _, t := range tracks {
+		t.close()
+	}
+	if pc != nil {
+		if err := pc.GracefulClose(); err != nil && !errors.Is(err, webrtc.ErrConnectionClosed) {
+			e.log.Debug("close peer connection", "err", err)
+		}
+	}
+	e.wg.Wait()
+	e.p.forget(e)
+	e.log.Debug("endpoint released")
+}
+
+// goroutine runs f as one of the endpoint's goroutines, which Release waits for.
+func (e *Endpoint) goroutine(f func()) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		f()
+	}()
+}

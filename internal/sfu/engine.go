@@ -1,0 +1,221 @@
+// Package sfu is onair's embedded media engine: a selective forwarding unit on
+// pion/webrtc that implements internal/media. A Pipeline holds one broadcast:
+// the presenter's publisher endpoint and its published tracks, and the
+// viewers' subscriber endpoints, each fed from those tracks.
+//
+// It owns every pion object it creates and releases them; it knows nothing of
+// rooms, users, HTTP or the signalling protocol.
+package sfu
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/onair-live/onair/internal/media"
+	"github.com/onair-live/onair/internal/sysstat"
+)
+
+// Config is what the engine needs to know of the network and its timeouts.
+type Config struct {
+	// UDPPortMin and UDPPortMax bound the ephemeral ports used for ICE (0: any).
+	UDPPortMin, UDPPortMax uint16
+	// UDPMuxPort, when set, serves every peer on this one UDP port.
+	UDPMuxPort int
+	// PublicIPs are advertised as host candidates in place of local ones (NAT 1:1).
+	PublicIPs []string
+	// Loopback offers loopback candidates (tests and local demos).
+	Loopback bool
+	// AllowedIPs, when set, limits candidate gathering to these local addresses or prefixes.
+	AllowedIPs []netip.Prefix
+	// DisconnectTimeout ends an endpoint whose connection stays disconnected this long.
+	DisconnectTimeout time.Duration
+	// ConnectTimeout ends an endpoint that has not connected this long after its offer.
+	ConnectTimeout time.Duration
+	// PresenterWait is how long a viewer's offer waits for the presenter's to be negotiated.
+	PresenterWait time.Duration
+	// MaxVideoBitrate (bit/s) is asked of presenters with REMB and b=AS/TIAS; 0 is no cap.
+	MaxVideoBitrate int
+	// QueueLength is each subscriber's packet queue length.
+	QueueLength int
+	Logger      *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.DisconnectTimeout <= 0 {
+		c.DisconnectTimeout = 15 * time.Second
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 30 * time.Second
+	}
+	if c.PresenterWait <= 0 {
+		c.PresenterWait = 10 * time.Second
+	}
+	if c.QueueLength <= 0 {
+		c.QueueLength = 1024
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Engine implements media.Engine.
+type Engine struct {
+	cfg     Config
+	log     *slog.Logger
+	setting webrtc.SettingEngine
+	udpMux  ice.UDPMux
+	sampler *sysstat.Sampler
+
+	mu        sync.Mutex
+	pipelines map[string]*Pipeline
+	closed    bool
+}
+
+var _ media.Engine = (*Engine)(nil)
+
+// New builds an engine. With a UDPMuxPort it listens on that port at once.
+func New(cfg Config) (*Engine, error) {
+	cfg.setDefaults()
+	e := &Engine{
+		cfg:       cfg,
+		log:       cfg.Logger.With("component", "sfu"),
+		pipelines: map[string]*Pipeline{},
+		sampler:   sysstat.NewSampler(),
+	}
+	se := webrtc.SettingEngine{}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(cfg.Loopback)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	// Our own timer decides when a disconnected peer is gone; ICE's own
+	// failure comes later so that it does not pre-empt the configured timeout.
+	se.SetICETimeouts(5*time.Second, cfg.DisconnectTimeout+10*time.Second, 2*time.Second)
+	// AES-GCM first: several times cheaper per packet than AES-CM + HMAC-SHA1.
+	se.SetSRTPProtectionProfiles(
+		dtls.SRTP_AEAD_AES_128_GCM,
+		dtls.SRTP_AES128_CM_HMAC_SHA1_80,
+	)
+	if len(cfg.PublicIPs) > 0 {
+		se.SetNAT1To1IPs(cfg.PublicIPs, webrtc.ICECandidateTypeHost)
+	}
+	if len(cfg.AllowedIPs) > 0 {
+		allowed := cfg.AllowedIPs
+		se.SetIPFilter(func(ip net.IP) bool { return ipAllowed(allowed, ip) })
+	}
+	if cfg.UDPMuxPort > 0 {
+		mux, err := ice.NewMultiUDPMuxFromPort(cfg.UDPMuxPort,
+			ice.UDPMuxFromPortWithLoopback(),
+			ice.UDPMuxFromPortWithIPFilter(func(ip net.IP) bool { return ipAllowed(cfg.AllowedIPs, ip) }),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("sfu: listen on UDP port %d: %w", cfg.UDPMuxPort, err)
+		}
+		e.udpMux = mux
+		se.SetICEUDPMux(mux)
+	} else if cfg.UDPPortMin > 0 || cfg.UDPPortMax > 0 {
+		if err := se.SetEphemeralUDPPortRange(cfg.UDPPortMin, cfg.UDPPortMax); err != nil {
+			return nil, fmt.Errorf("sfu: UDP port range %d-%d: %w", cfg.UDPPortMin, cfg.UDPPortMax, err)
+		}
+	}
+	e.setting = se
+	return e, nil
+}
+
+func ipAllowed(allowed []netip.Prefix, ip net.IP) bool {
+	if len(allowed) == 0 {
+		return true
+	}
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range allowed {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// NewPipeline creates an empty pipeline.
+func (e *Engine) NewPipeline(name string) (media.Pipeline, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, media.ErrReleased
+	}
+	p := newPipeline(e, newID(), name)
+	e.pipelines[p.id] = p
+	e.log.Debug("pipeline created", "pipeline", p.id, "name", name)
+	return p, nil
+}
+
+// Pipelines lists the live pipelines, oldest first.
+func (e *Engine) Pipelines() []media.Pipeline {
+	e.mu.Lock()
+	ps := make([]*Pipeline, 0, len(e.pipelines))
+	for _, p := range e.pipelines {
+		ps = append(ps, p)
+	}
+	e.mu.Unlock()
+	sort.Slice(ps, func(i, j int) bool { return ps[i].created.Before(ps[j].created) })
+	out := make([]media.Pipeline, len(ps))
+	for i, p := range ps {
+		out[i] = p
+	}
+	return out
+}
+
+func (e *Engine) forget(p *Pipeline) {
+	e.mu.Lock()
+	delete(e.pipelines, p.id)
+	e.mu.Unlock()
+}
+
+// Usage measures this process, which is the media engine.
+func (e *Engine) Usage() media.Usage {
+	s, err := e.sampler.Read()
+	if err != nil {
+		e.log.Warn("cannot measure process usage", "err", err)
+		return media.Usage{}
+	}
+	return media.Usage{CPUPercent: s.CPUPercent, MemoryPercent: s.MemoryPercent, RSSBytes: s.RSSBytes}
+}
+
+// Close releases every pipeline and the shared UDP port.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	e.closed = true
+	ps := make([]*Pipeline, 0, len(e.pipelines))
+	for _, p := range e.pipelines {
+		ps = append(ps, p)
+	}
+	e.mu.Unlock()
+	for _, p := range ps {
+		p.Release()
+	}
+	if e.udpMux != nil {
+		return e.udpMux.Close()
+	}
+	return nil
+}
+
+// newID returns 128 random bits in hex: unguessable, so usable in URLs.
+func newID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("sfu: crypto/rand failed: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,8 @@
+package sfu
+
+import "errors"
+
+// Errors internal to the engine; what crosses to the domain is in internal/media.
+var (
+	errBadPadding = errors.New("sfu: invalid RTP padding")
+)

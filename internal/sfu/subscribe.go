@@ -1,0 +1,99 @@
+package sfu
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/onair-live/onair/internal/media"
+)
+
+// negotiateSubscriber answers a viewer's offer with the broadcast's tracks,
+// each in the codec the presenter sends, under the viewer's payload type. It
+// waits (bounded) for the presenter's offer if that has not been negotiated.
+func (e *Endpoint) negotiateSubscriber(ctx context.Context, offer string, gathered bool) (string, error) {
+	sections, err := parseOffer(offer)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-e.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	tracks, err := e.p.publishedTracks(ctx)
+	if err != nil {
+		return "", err
+	}
+	pts := map[*upTrack]uint8{}
+	var missing []string
+	for _, t := range tracks {
+		offered := false
+		for _, sec := range sections {
+			if sec.kind != t.kind {
+				continue
+			}
+			offered = true
+			if pt, ok := matchViewer(sec, t.codec); ok {
+				pts[t] = pt
+				break
+			}
+		}
+		if offered && pts[t] == 0 {
+			if _, ok := pts[t]; !ok {
+				missing = append(missing, t.codec.MimeType)
+			}
+		}
+	}
+	if len(pts) == 0 || len(missing) > 0 {
+		return "", fmt.Errorf("%w: the broadcast is %s", media.ErrIncompatible, strings.Join(codecNames(tracks), " + "))
+	}
+	api, err := e.p.engine.subscriberAPI(tracks, pts)
+	if err != nil {
+		return "", fmt.Errorf("sfu: media engine: %w", err)
+	}
+	sub := newSubscriber(e, e.p.engine.cfg.QueueLength)
+	for _, t := range tracks {
+		if pt, ok := pts[t]; ok {
+			sub.downs = append(sub.downs, newDownTrack(t, sub, pt))
+		}
+	}
+	if err := e.setRole(nil, sub); err != nil {
+		return "", err
+	}
+	pc, err := e.newPC(api)
+	if err != nil {
+		return "", err
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", fmt.Errorf("%w: %v", media.ErrBadOffer, err)
+	}
+	for _, d := range sub.downs {
+		sender, err := pc.AddTrack(d)
+		if err != nil {
+			return "", fmt.Errorf("sfu: add %s track: %w", d.up.kind, err)
+		}
+		d := d
+		e.goroutine(func() { d.readRTCP(sender) })
+	}
+	answer, err := e.finishOffer(ctx, pc, gathered)
+	if err != nil {
+		return "", err
+	}
+	e.goroutine(sub.run)
+	return answer, nil
+}
+
+func codecNames(tracks []*upTrack) []string {
+	out := make([]string, len(tracks))
+	for i, t := range tracks {
+		out[i] = strings.TrimPrefix(strings.TrimPrefix(t.codec.MimeType, "video/"), "audio/")
+	}
+	return out
+}

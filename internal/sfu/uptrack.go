@@ -1,0 +1,244 @@
+package sfu
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/onair-live/onair/internal/codec"
+)
+
+const (
+	// keyframeInterval is the least time between two keyframe requests to a
+	// presenter, whoever asks (a joining viewer, a viewer's PLI or FIR).
+	keyframeInterval = 500 * time.Millisecond
+	videoCacheSize   = 2048
+	audioCacheSize   = 512
+	// maxReplay bounds how many cached packets a joining viewer is sent.
+	maxReplay = 1500
+)
+
+// upTrack is one track the presenter publishes, and the fan-out to its
+// viewers. Its read loop is the only writer of the cache; it never blocks on a
+// viewer: each viewer has a bounded queue and loses only its own packets.
+type upTrack struct {
+	ep         *Endpoint // the publisher
+	kind       webrtc.RTPCodecType
+	codec      webrtc.RTPCodecParameters
+	extensions map[string]uint8 // forwarded extension URI to the presenter's id
+	isVideo    bool
+
+	mu         sync.Mutex // guards cache, GOP state and membership changes
+	cache      *packetCache
+	frameTS    uint32
+	frameStart uint16
+	inFrame    bool
+	gopStart   uint16
+	haveGOP    bool
+
+	downs atomic.Pointer[[]*downTrack] // copy-on-write snapshot
+
+	ssrc atomic.Uint32 // the presenter's SSRC, once its first packet arrives
+
+	kfMu      sync.Mutex
+	kfLast    time.Time
+	kfTimer   *time.Timer
+	kfWanted  bool // asked before the presenter's track arrived
+	closed    bool
+	keyframes atomic.Uint64
+}
+
+func newUpTrack(ep *Endpoint, kind webrtc.RTPCodecType, c webrtc.RTPCodecParameters, exts map[string]uint8) *upTrack {
+	size := audioCacheSize
+	if kind == webrtc.RTPCodecTypeVideo {
+		size = videoCacheSize
+	}
+	t := &upTrack{ep: ep, kind: kind, codec: c, extensions: exts,
+		isVideo: kind == webrtc.RTPCodecTypeVideo, cache: newPacketCache(size)}
+	t.downs.Store(&[]*downTrack{})
+	return t
+}
+
+// start runs the read loop for the presenter's remote track.
+func (t *upTrack) start(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+	t.ssrc.Store(uint32(remote.SSRC()))
+	t.ep.goroutine(func() { t.readLoop(remote) })
+	t.ep.goroutine(func() { drainRTCP(receiver.Read) })
+	t.kfMu.Lock()
+	wanted := t.kfWanted
+	t.kfWanted = false
+	t.kfMu.Unlock()
+	if wanted {
+		t.requestKeyframe()
+	}
+}
+
+func (t *upTrack) readLoop(remote *webrtc.TrackRemote) {
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := remote.Read(buf)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrClosedPipe) {
+				t.ep.log.Debug("track read ended", "kind", t.kind.String(), "err", err)
+			}
+			return
+		}
+		p, err := newPacket(buf[:n])
+		if err != nil {
+			continue
+		}
+		t.ep.packetsIn.Add(1)
+		t.dispatch(p)
+	}
+}
+
+// dispatch stores a packet and hands it to every viewer's queue.
+func (t *upTrack) dispatch(p *packet) {
+	t.mu.Lock()
+	if t.isVideo {
+		t.trackGOP(p)
+	}
+	t.cache.put(p)
+	downs := *t.downs.Load()
+	t.mu.Unlock()
+	for _, d := range downs {
+		d.enqueue(p)
+	}
+}
+
+// trackGOP remembers where the newest keyframe starts: the first packet of the
+// frame (RTP timestamp) in which a keyframe packet is seen.
+func (t *upTrack) trackGOP(p *packet) {
+	if !t.inFrame || p.header.Timestamp != t.frameTS {
+		if !t.inFrame || seqNewer(p.header.SequenceNumber, t.frameStart) {
+			t.frameTS, t.frameStart, t.inFrame = p.header.Timestamp, p.header.SequenceNumber, true
+		}
+	}
+	if len(p.payload) > 0 && codec.IsKeyframe(t.codec.MimeType, p.payload) {
+		p.keyframe = true
+		if p.header.Timestamp == t.frameTS {
+			if !t.haveGOP || t.gopStart != t.frameStart {
+				t.keyframes.Add(1)
+			}
+			t.gopStart, t.haveGOP = t.frameStart, true
+		}
+	}
+}
+
+// addDown attaches a viewer's track. A video viewer is first sent the cached
+// pictures since the last keyframe, so it can decode at once, and the
+// presenter is asked for a fresh keyframe when there is none to send.
+func (t *upTrack) addDown(d *downTrack) {
+	t.mu.Lock()
+	var replay []*packet
+	if t.isVideo && t.haveGOP {
+		replay = t.cache.since(t.gopStart)
+		if len(replay) > maxReplay {
+			replay = nil
+		}
+	}
+	for _, p := range replay {
+		d.enqueue(p)
+	}
+	old := *t.downs.Load()
+	next := make([]*downTrack, len(old), len(old)+1)
+	copy(next, old)
+	next = append(next, d)
+	t.downs.Store(&next)
+	t.mu.Unlock()
+	if t.isVideo && len(replay) == 0 {
+		t.requestKeyframe()
+	}
+}
+
+func (t *upTrack) removeDown(d *downTrack) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.downs.Load()
+	next := make([]*downTrack, 0, len(old))
+	for _, x := range old {
+		if x != d {
+			next = append(next, x)
+		}
+	}
+	t.downs.Store(&next)
+}
+
+// lookup returns a cached packet for a retransmission.
+func (t *upTrack) lookup(seq uint16) *packet {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.cache.get(seq)
+}
+
+// requestKeyframe asks the presenter for a keyframe, at most once per
+// keyframeInterval; a request inside the interval is sent when it ends.
+func (t *upTrack) requestKeyframe() {
+	if !t.isVideo {
+		return
+	}
+	t.kfMu.Lock()
+	defer t.kfMu.Unlock()
+	if t.closed || t.kfTimer != nil {
+		return
+	}
+	if t.ssrc.Load() == 0 {
+		t.kfWanted = true
+		return
+	}
+	wait := keyframeInterval - time.Since(t.kfLast)
+	if wait <= 0 {
+		t.sendPLI()
+		return
+	}
+	t.kfTimer = time.AfterFunc(wait, func() {
+		t.kfMu.Lock()
+		defer t.kfMu.Unlock()
+		t.kfTimer = nil
+		if !t.closed {
+			t.sendPLI()
+		}
+	})
+}
+
+// sendPLI writes a PLI to the presenter; kfMu is held.
+func (t *upTrack) sendPLI() {
+	t.kfLast = time.Now()
+	t.ep.mu.Lock()
+	pc := t.ep.pc
+	t.ep.mu.Unlock()
+	if pc == nil {
+		return
+	}
+	t.ep.plis.Add(1)
+	if err := pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: t.ssrc.Load()}}); err != nil {
+		t.ep.log.Debug("send PLI", "err", err)
+	}
+}
+
+// close stops the keyframe timer; the read loop ends with the connection.
+func (t *upTrack) close() {
+	t.kfMu.Lock()
+	t.closed = true
+	if t.kfTimer != nil {
+		t.kfTimer.Stop()
+		t.kfTimer = nil
+	}
+	t.kfMu.Unlock()
+}
+
+// drainRTCP reads RTCP until the connection ends, so interceptors see it.
+func drainRTCP(read func([]byte) (int, interceptor.Attributes, error)) {
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := read(buf); err != nil {
+			return
+		}
+	}
+}

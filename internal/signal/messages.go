@@ -1,0 +1,67 @@
+package signal
+
+import (
+	"encoding/json"
+
+	"github.com/onair-live/onair/internal/media"
+)
+
+// inbound is any client message; which fields matter depends on ID.
+type inbound struct {
+	ID        string           `json:"id"`
+	RoomID    string           `json:"roomId"`
+	Email     string           `json:"email"`
+	SDPOffer  string           `json:"sdpOffer"`
+	Candidate *media.Candidate `json:"candidate"`
+}
+
+type openMsg struct {
+	ID        string `json:"id"`
+	SessionID string `json:"session-id"`
+}
+
+type responseMsg struct {
+	ID        string `json:"id"`
+	Response  string `json:"response"`
+	SDPAnswer string `json:"sdpAnswer,omitempty"`
+	Message   string `json:"message,omitempty"`
+}
+
+type candidateMsg struct {
+	ID        string          `json:"id"`
+	Candidate media.Candidate `json:"candidate"`
+}
+
+type stopMsg struct {
+	ID      string `json:"id"`
+	Message string `json:"message"`
+}
+
+// errorMsg is onair's answer to a message it cannot act on (malformed JSON,
+// unknown id, oversized frame, a candidate for no session). The original
+// server sent nothing; kurento-utils clients ignore unknown ids.
+type errorMsg struct {
+	ID      string `json:"id"`
+	Message string `json:"message"`
+}
+
+// Message ids.
+const (
+	idOpen              = "open"
+	idPresenter         = "presenter"
+	idViewer            = "viewer"
+	idOnIceCandidate    = "onIceCandidate"
+	idIceCandidate      = "iceCandidate"
+	idPresenterResponse = "presenterResponse"
+	idViewerResponse    = "viewerResponse"
+	idStop              = "stopCommunication"
+	idError             = "error"
+)
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("signal: cannot marshal " + err.Error())
+	}
+	return b
+}

@@ -1,0 +1,153 @@
+// Package signal serves the original protocol's WebSocket (/ws): SDP offers
+// and answers, trickled ICE candidates and stopCommunication, one JSON object
+// per text frame (PROTOCOL.md). It is a thin transport: it parses, calls the
+// broadcast domain and renders the result, and holds no broadcast state beyond
+// the connections it serves.
+package signal
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/onair-live/onair/internal/live"
+	"github.com/onair-live/onair/internal/media"
+)
+
+// Broadcasts is what the WebSocket needs of the domain.
+type Broadcasts interface {
+	Present(ctx context.Context, sess live.Session, o live.Offer) (string, error)
+	View(ctx context.Context, sess live.Session, o live.Offer) (string, error)
+	AddCandidate(sessionID string, c media.Candidate) error
+	SessionClosed(sessionID string)
+}
+
+// Config bounds what one connection may do.
+type Config struct {
+	// MaxMessageBytes: a larger message is refused with an error message.
+	MaxMessageBytes int64
+	// OfferTimeout bounds the negotiation of one offer.
+	OfferTimeout time.Duration
+	// WriteTimeout: a client that does not read for this long is dropped.
+	WriteTimeout time.Duration
+	// OriginPatterns are the origins allowed to open the WebSocket besides
+	// the server's own (empty: any origin, as the original allowed).
+	OriginPatterns []string
+	Logger         *slog.Logger
+}
+
+// Server accepts WebSocket connections.
+type Server struct {
+	svc Broadcasts
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	closing  bool
+	wg       sync.WaitGroup
+}
+
+// NewServer returns a WebSocket server over the broadcast domain.
+func NewServer(svc Broadcasts, cfg Config) *Server {
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = 64 << 10
+	}
+	if cfg.OfferTimeout <= 0 {
+		cfg.OfferTimeout = 15 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Server{svc: svc, cfg: cfg, log: cfg.Logger.With("component", "signal"),
+		sessions: map[*session]struct{}{}}
+}
+
+// ServeHTTP upgrades the request and serves the connection until it closes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	opts := &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled}
+	if len(s.cfg.OriginPatterns) == 0 {
+		opts.InsecureSkipVerify = true // any origin, as the original server allowed
+	} else {
+		opts.OriginPatterns = s.cfg.OriginPatterns
+	}
+	conn, err := websocket.Accept(w, r, opts)
+	if err != nil {
+		s.log.Info("WebSocket upgrade refused", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	sess := newSession(s, conn, newSessionID(), r.RemoteAddr)
+	if !s.track(sess) {
+		conn.Close(websocket.StatusGoingAway, "server shutting down")
+		return
+	}
+	defer s.untrack(sess)
+	sess.run(r.Context())
+}
+
+func (s *Server) track(sess *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.sessions[sess] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) untrack(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// Sessions is the number of open connections.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Shutdown closes every connection after sending what is queued for it
+// (such as stopCommunication), and waits for their handlers to finish.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.mu.Lock()
+	s.closing = true
+	all := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		all = append(all, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range all {
+		sess.closeAfterFlush(websocket.StatusGoingAway, "server shutting down")
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		for _, sess := range all {
+			sess.conn.CloseNow()
+		}
+		<-done
+	}
+}
+
+func newSessionID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("signal: crypto/rand failed: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
+}

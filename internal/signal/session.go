@@ -1,0 +1,310 @@
+package signal
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/coder/websocket"
+
+	"github.com/onair-live/onair/internal/live"
+	"github.com/onair-live/onair/internal/media"
+)
+
+const (
+	outboxLength = 256
+	// maxEarlyCandidates bounds candidates kept for a session that has not offered.
+	maxEarlyCandidates = 64
+)
+
+// session is one WebSocket connection. Its reader runs the client's messages
+// in order; its writer sends from a bounded outbox, so the domain never waits
+// on a slow client.
+type session struct {
+	srv    *Server
+	conn   *websocket.Conn
+	id     string
+	remote string
+	log    *slog.Logger
+
+	out       chan []byte
+	done      chan struct{} // the connection is finished
+	closeCh   chan struct{} // close after flushing the outbox
+	closeOnce sync.Once
+	closeCode websocket.StatusCode
+	closeWhy  string
+
+	mu      sync.Mutex
+	holding bool     // an offer is being answered: candidates wait for the answer
+	held    [][]byte // candidates that wait
+	early   []media.Candidate
+}
+
+var _ live.Session = (*session)(nil)
+
+func newSession(srv *Server, conn *websocket.Conn, id, remote string) *session {
+	return &session{
+		srv: srv, conn: conn, id: id, remote: remote,
+		log:     srv.log.With("session", id, "remote", remote),
+		out:     make(chan []byte, outboxLength),
+		done:    make(chan struct{}),
+		closeCh: make(chan struct{}),
+	}
+}
+
+func (s *session) ID() string { return s.id }
+
+// run serves the connection until it closes, then reports the session closed
+// to the domain (an abnormal exit if its user is still in a room).
+func (s *session) run(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		s.writeLoop()
+	}()
+	s.log.Debug("WebSocket opened")
+	s.send(mustJSON(openMsg{ID: idOpen, SessionID: s.id}))
+	s.readLoop(ctx)
+	s.srv.svc.SessionClosed(s.id)
+	close(s.done)
+	<-writerDone
+	s.conn.CloseNow()
+}
+
+func (s *session) readLoop(ctx context.Context) {
+	soft := s.srv.cfg.MaxMessageBytes
+	hard := max(4*soft, 1<<20)
+	s.conn.SetReadLimit(hard)
+	for {
+		typ, r, err := s.conn.Reader(ctx)
+		if err != nil {
+			s.logClose(err)
+			return
+		}
+		data, err := io.ReadAll(io.LimitReader(r, soft+1))
+		if err != nil {
+			s.logClose(err)
+			return
+		}
+		if int64(len(data)) > soft {
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				s.log.Warn("WebSocket message over the hard limit, closing", "limit", hard, "err", err)
+				return
+			}
+			s.log.Warn("WebSocket message too large", "limit", soft)
+			s.sendError(fmt.Sprintf("message larger than %d bytes refused", soft))
+			continue
+		}
+		if typ != websocket.MessageText {
+			s.sendError("binary messages are not supported: send JSON text")
+			continue
+		}
+		s.handle(ctx, data)
+	}
+}
+
+func (s *session) logClose(err error) {
+	switch status := websocket.CloseStatus(err); {
+	case status == websocket.StatusNormalClosure || status == websocket.StatusGoingAway:
+		s.log.Debug("WebSocket closed by client", "status", status)
+	case status != -1:
+		s.log.Info("WebSocket closed", "status", status, "err", err)
+	case errors.Is(err, context.Canceled), errors.Is(err, io.EOF):
+		s.log.Debug("WebSocket ended", "err", err)
+	default:
+		s.log.Info("WebSocket lost", "err", err)
+	}
+}
+
+// handle acts on one client message.
+func (s *session) handle(ctx context.Context, data []byte) {
+	var m inbound
+	if err := json.Unmarshal(data, &m); err != nil {
+		s.log.Warn("malformed WebSocket message", "err", err, "bytes", len(data))
+		s.sendError("malformed JSON message: " + err.Error())
+		return
+	}
+	switch m.ID {
+	case idPresenter:
+		s.offer(ctx, m, idPresenterResponse)
+	case idViewer:
+		s.offer(ctx, m, idViewerResponse)
+	case idOnIceCandidate:
+		s.candidate(m)
+	default:
+		s.log.Warn("unknown WebSocket message", "messageId", m.ID)
+		s.sendError(fmt.Sprintf("unknown message id %q", m.ID))
+	}
+}
+
+// offer negotiates a presenter's or viewer's offer. The answer is sent before
+// any of the server's candidates, then the candidates the client sent early.
+func (s *session) offer(ctx context.Context, m inbound, respID string) {
+	ctx, cancel := context.WithTimeout(ctx, s.srv.cfg.OfferTimeout)
+	defer cancel()
+	o := live.Offer{RoomID: m.RoomID, Email: m.Email, SDP: m.SDPOffer}
+	s.hold()
+	defer s.release()
+	var (
+		answer string
+		err    error
+	)
+	if respID == idPresenterResponse {
+		answer, err = s.srv.svc.Present(ctx, s, o)
+	} else {
+		answer, err = s.srv.svc.View(ctx, s, o)
+	}
+	if err != nil {
+		s.send(mustJSON(responseMsg{ID: respID, Response: "rejected", Message: err.Error()}))
+		return
+	}
+	s.send(mustJSON(responseMsg{ID: respID, Response: "accepted", SDPAnswer: answer}))
+	s.mu.Lock()
+	early := s.early
+	s.early = nil
+	s.mu.Unlock()
+	for _, c := range early {
+		if err := s.srv.svc.AddCandidate(s.id, c); err != nil {
+			s.log.Debug("early candidate refused", "err", err)
+		}
+	}
+}
+
+// candidate gives a client candidate to this session's endpoint, or keeps it
+// until the session's offer if it has none yet.
+func (s *session) candidate(m inbound) {
+	if m.Candidate == nil {
+		s.sendError("onIceCandidate without a candidate")
+		return
+	}
+	err := s.srv.svc.AddCandidate(s.id, *m.Candidate)
+	if err == nil {
+		return
+	}
+	if errors.Is(err, live.ErrNoSession) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.early) < maxEarlyCandidates {
+			s.early = append(s.early, *m.Candidate)
+			return
+		}
+	}
+	s.log.Info("candidate refused", "err", err)
+	s.sendError("candidate refused: " + err.Error())
+}
+
+// SendCandidate trickles one of the server's candidates to the client.
+func (s *session) SendCandidate(c media.Candidate) {
+	b := mustJSON(candidateMsg{ID: idIceCandidate, Candidate: c})
+	s.mu.Lock()
+	if s.holding {
+		s.held = append(s.held, b)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	s.send(b)
+}
+
+// Stop tells the client that its broadcast stopped.
+func (s *session) Stop(reason live.StopReason) {
+	msg := "Presenter stopped streaming."
+	if reason == live.StopError {
+		msg = "Internal Server Error."
+	}
+	s.send(mustJSON(stopMsg{ID: idStop, Message: msg}))
+}
+
+func (s *session) sendError(text string) {
+	s.send(mustJSON(errorMsg{ID: idError, Message: text}))
+}
+
+func (s *session) hold() {
+	s.mu.Lock()
+	s.holding = true
+	s.mu.Unlock()
+}
+
+// release sends the candidates held during an offer.
+func (s *session) release() {
+	s.mu.Lock()
+	held := s.held
+	s.held, s.holding = nil, false
+	s.mu.Unlock()
+	for _, b := range held {
+		s.send(b)
+	}
+}
+
+// send queues a message without waiting. A client whose outbox is full is
+// not reading: it is disconnected rather than allowed to hold anyone up.
+func (s *session) send(b []byte) {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	select {
+	case s.out <- b:
+	default:
+		s.log.Warn("WebSocket client too slow, disconnecting", "queued", len(s.out))
+		s.conn.CloseNow()
+	}
+}
+
+func (s *session) writeLoop() {
+	for {
+		select {
+		case b := <-s.out:
+			if !s.write(b) {
+				return
+			}
+		case <-s.closeCh:
+			if s.flush() {
+				_ = s.conn.Close(s.closeCode, s.closeWhy)
+			}
+			return
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// flush writes whatever is queued; false if the connection failed.
+func (s *session) flush() bool {
+	for {
+		select {
+		case b := <-s.out:
+			if !s.write(b) {
+				return false
+			}
+		default:
+			return true
+		}
+	}
+}
+
+func (s *session) write(b []byte) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.WriteTimeout)
+	defer cancel()
+	if err := s.conn.Write(ctx, websocket.MessageText, b); err != nil {
+		s.log.Debug("WebSocket write failed", "err", err)
+		s.conn.CloseNow()
+		return false
+	}
+	return true
+}
+
+// closeAfterFlush sends what is queued, then closes the connection.
+func (s *session) closeAfterFlush(code websocket.StatusCode, why string) {
+	s.closeOnce.Do(func() {
+		s.closeCode, s.closeWhy = code, why
+		close(s.closeCh)
+	})
+}
