@@ -256,6 +256,11 @@ func (e *Endpoint) onState(s webrtc.PeerConnectionState) {
 		e.mu.Unlock()
 		e.fail("media connection failed (ICE or DTLS)")
 		return
+	case webrtc.PeerConnectionStateClosed:
+		// Not released by us, so the peer closed it (DTLS close_notify).
+		e.mu.Unlock()
+		e.fail("the peer closed the media connection")
+		return
 	}
 	e.mu.Unlock()
 	if first {
