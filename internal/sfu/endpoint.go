@@ -127,7 +127,7 @@ func (e *Endpoint) newPC(api *webrtc.API) (*webrtc.PeerConnection, error) {
 		e.ev.Candidate(media.Candidate{Candidate: j.Candidate, SDPMid: j.SDPMid,
 			SDPMLineIndex: j.SDPMLineIndex, UsernameFragment: j.UsernameFragment})
 	})
-	pc.OnConnectionStateChange(e.onState)
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { e.onState(pc, s) })
 	return pc, nil
 }
 
@@ -226,9 +226,13 @@ func (e *Endpoint) AddCandidate(c media.Candidate) error {
 
 // onState follows the connection: connected starts media to a viewer;
 // disconnected starts the configured deadline; failed ends the endpoint.
-func (e *Endpoint) onState(s webrtc.PeerConnectionState) {
+func (e *Endpoint) onState(pc *webrtc.PeerConnection, s webrtc.PeerConnectionState) {
 	e.log.Debug("connection state", "state", s.String())
 	e.mu.Lock()
+	if e.pc != pc {
+		e.mu.Unlock() // a connection dropped after a failed negotiation
+		return
+	}
 	e.state = s
 	if e.released {
 		e.mu.Unlock()
