@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# onair's whole test suite, from a fresh Debian machine that has only Go, gcc,
+# node and npm. It installs what the tests need when it is missing (Chromium
+# for the browser tests, iproute2 for the loopback-only network namespace),
+# then runs go vet, gofmt, `go test -race ./...` and, when it is present beside
+# the checkout, the independent conformance client against a real onair.
+#
+#   scripts/test.sh            # everything
+#   scripts/test.sh -run Foo   # extra arguments go to `go test`
+#
+# As root it runs the tests inside a network namespace whose only interface
+# is loopback (`unshare -n`): browsers offer every local address for ICE, and
+# tests must send traffic to 127.0.0.1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+# --- what the tests need ----------------------------------------------------
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+if ((${#need[@]})); then
+  if [ "$(id -u)" = 0 ]; then
+    log "installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "missing ${need[*]}: install with: sudo apt-get install ${need[*]}" >&2
+  fi
+fi
+if command -v chromium >/dev/null 2>&1; then
+  export ONAIR_CHROMIUM="${ONAIR_CHROMIUM:-$(command -v chromium)}"
+fi
+
+# --- build and static checks ------------------------------------------------
+log "go mod download"
+go mod download
+log "go build"
+go build ./...
+log "go vet"
+go vet ./...
+log "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+# Build the test binaries now, while the network is there (nothing can be
+# downloaded inside the namespace).
+go test -race -count=1 -run '^$' ./... >/dev/null
+
+# --- tests ------------------------------------------------------------------
+isolated() {
+  if [ "$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then
+    unshare -n sh -c 'ip link set lo up && exec "$@"' sh "$@"
+  else
+    "$@"
+  fi
+}
+
+log "go test -race ./..."
+isolated go test -race -count=1 -timeout 20m "$@" ./...
+
+seedclient=../shared/conformance/seedclient
+if [ -x "$seedclient" ]; then
+  log "conformance client (../shared/conformance/seedclient)"
+  go build -o /tmp/onair-conformance ./cmd/onair
+  isolated bash scripts/conformance.sh /tmp/onair-conformance "$seedclient"
+else
+  log "conformance client not found at $seedclient: skipped (it is not part of this repository)"
+fi
