@@ -40,7 +40,17 @@ func run(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	served := make(chan error, 1)
+	served := make(chan error, 2)
+	if cfg.HTTPRedirectAddr != "" {
+		rl, err := net.Listen("tcp", cfg.HTTPRedirectAddr)
+		if err != nil {
+			log.Error("cannot listen for the HTTP to HTTPS redirect", "addr", cfg.HTTPRedirectAddr, "err", err)
+			_ = l.Close()
+			_ = a.Shutdown(context.Background())
+			return 1
+		}
+		go func() { served <- a.ServeRedirect(rl) }()
+	}
 	go func() { served <- a.Serve(l) }()
 	select {
 	case err := <-served:

@@ -6,11 +6,13 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/onair-live/onair/internal/config"
@@ -32,6 +34,11 @@ type App struct {
 	ws     *signal.Server
 	http   *http.Server
 
+	// HTTPS (tls.go): nil for plain HTTP.
+	tls       *tls.Config
+	redirect  *http.Server
+	httpsPort atomic.Value // string: the port Serve listens on
+
 	stopReaper context.CancelFunc
 	reaperDone chan struct{}
 	closeOnce  sync.Once
@@ -39,6 +46,10 @@ type App struct {
 
 // New builds the parts. Nothing listens until Serve.
 func New(cfg config.Config, log *slog.Logger) (*App, error) {
+	tlsConf, err := serverTLS(cfg, log, time.Now())
+	if err != nil {
+		return nil, err
+	}
 	engine, err := sfu.New(sfu.Config{
 		UDPPortMin: cfg.UDPPortMin, UDPPortMax: cfg.UDPPortMax, UDPMuxPort: cfg.UDPMuxPort,
 		PublicIPs: cfg.PublicIPs, Loopback: cfg.ICELoopback, AllowedIPs: cfg.ICEAllowedIPs,
@@ -62,7 +73,11 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	a := &App{cfg: cfg, log: log, engine: engine, store: st, svc: svc, ws: ws,
 		http: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
-		reaperDone: make(chan struct{})}
+		reaperDone: make(chan struct{}), tls: tlsConf}
+	if tlsConf != nil {
+		a.redirect = &http.Server{Handler: http.HandlerFunc(a.redirectToHTTPS), ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: a.http.ErrorLog}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stopReaper = cancel
 	go func() {
@@ -78,9 +93,18 @@ func (a *App) Service() *live.Service { return a.svc }
 // WebSockets is the number of open signalling connections.
 func (a *App) WebSockets() int { return a.ws.Sessions() }
 
-// Serve serves HTTP on l until Shutdown; it returns nil after a shutdown.
+// Serve serves HTTP on l until Shutdown, or HTTPS (and WSS) if the Config
+// asks for TLS; it returns nil after a shutdown.
 func (a *App) Serve(l net.Listener) error {
-	a.log.Info("onair listening", "addr", l.Addr().String(), "basePath", a.cfg.BasePath,
+	scheme := "http"
+	if a.tls != nil {
+		scheme = "https"
+		if _, port, err := net.SplitHostPort(l.Addr().String()); err == nil {
+			a.httpsPort.Store(port)
+		}
+		l = tls.NewListener(l, a.tls)
+	}
+	a.log.Info("onair listening", "addr", l.Addr().String(), "scheme", scheme, "basePath", a.cfg.BasePath,
 		"iceLoopback", a.cfg.ICELoopback, "udpMuxPort", a.cfg.UDPMuxPort)
 	if err := a.http.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -99,6 +123,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.svc.Shutdown(ctx)
 		a.ws.Shutdown(ctx)
 		err = a.http.Shutdown(ctx)
+		if rerr := a.shutdownRedirect(ctx); err == nil {
+			err = rerr
+		}
 		if cerr := a.engine.Close(); err == nil {
 			err = cerr
 		}

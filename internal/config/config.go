@@ -27,6 +27,12 @@ type Config struct {
 	Addr     string
 	BasePath string
 
+	// HTTPS. Plain HTTP when TLSCert, TLSKey and TLSSelfSigned are all unset;
+	// see tls.go.
+	TLSCert, TLSKey  string
+	TLSSelfSigned    bool
+	HTTPRedirectAddr string
+
 	// ICE and media.
 	UDPPortMin, UDPPortMax uint16
 	UDPMuxPort             int
@@ -57,6 +63,10 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 	fs.SetOutput(usageOut)
 	fs.StringVar(&c.Addr, "addr", ":8080", "HTTP listen address")
 	fs.StringVar(&c.BasePath, "base-path", "/signal", "path prefix of the REST API and WebSocket")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS and WSS instead of HTTP (needs -tls-key)")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file of -tls-cert")
+	fs.BoolVar(&c.TLSSelfSigned, "tls-self-signed", false, "serve HTTPS with a throwaway self-signed certificate (local demos only: browsers warn)")
+	fs.StringVar(&c.HTTPRedirectAddr, "http-redirect-addr", "", "also listen for plain HTTP here and redirect it to HTTPS (e.g. :80)")
 	udpRange := fs.String("ice-udp-ports", "", "ICE UDP port range MIN-MAX (default: any ephemeral port)")
 	fs.IntVar(&c.UDPMuxPort, "ice-udp-mux-port", 0, "serve all media on this one UDP port (0: off)")
 	publicIPs := fs.String("public-ip", "", "comma-separated public IPs to advertise in place of local ones (NAT 1:1)")
@@ -122,6 +132,9 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 	c.BasePath = "/" + strings.Trim(c.BasePath, "/")
 	if c.BasePath == "/" {
 		c.BasePath = ""
+	}
+	if err := c.checkTLS(); err != nil {
+		return Config{}, err
 	}
 	if c.MaxMessageBytes < 1024 {
 		return Config{}, errors.New("-max-message-bytes must be at least 1024")
