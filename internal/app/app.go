@@ -21,6 +21,7 @@ import (
 	"github.com/onair-live/onair/internal/sfu"
 	"github.com/onair-live/onair/internal/signal"
 	"github.com/onair-live/onair/internal/store"
+	"github.com/onair-live/onair/internal/whip"
 	"github.com/onair-live/onair/web"
 )
 
@@ -66,9 +67,15 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	for _, s := range cfg.ICEServers {
 		ice = append(ice, httpapi.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
 	}
+	var whipICE []whip.ICEServer
+	for _, s := range cfg.ICEServers {
+		whipICE = append(whipICE, whip.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	wh := whip.New(svc, whip.Config{StreamKey: cfg.StreamKey, StreamKeys: cfg.StreamKeys,
+		ICEServers: whipICE, MaxBodyBytes: cfg.MaxMessageBytes, Logger: log})
 	handler := httpapi.New(svc, httpapi.Config{
 		BasePath: cfg.BasePath, MaxBodyBytes: cfg.MaxMessageBytes, ICEServers: ice,
-		WebSocket: ws, Demo: web.Static(), Logger: log,
+		WebSocket: ws, WHIP: wh, Demo: web.Static(), Logger: log,
 	})
 	a := &App{cfg: cfg, log: log, engine: engine, store: st, svc: svc, ws: ws,
 		http: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,

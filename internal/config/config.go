@@ -49,6 +49,11 @@ type Config struct {
 	ReapInterval      time.Duration
 	ShutdownTimeout   time.Duration
 
+	// WHIP publishing: a stream key per room, or one for every room; none
+	// configured means anyone may publish.
+	StreamKey  string
+	StreamKeys map[string]string
+
 	// Limits.
 	MaxMessageBytes int64
 
@@ -80,6 +85,8 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 	fs.DurationVar(&c.ReapInterval, "reap-interval", 30*time.Second, "how often orphan pipelines and endpoints are reclaimed (0: never)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 	fs.Int64Var(&c.MaxMessageBytes, "max-message-bytes", 64<<10, "largest WebSocket message and request body accepted")
+	fs.StringVar(&c.StreamKey, "whip-stream-key", "", "bearer token WHIP encoders need to publish any room (default: open)")
+	streamKeys := fs.String("whip-stream-keys", "", "per-room WHIP bearer tokens, ROOM=KEY,ROOM=KEY")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 
@@ -124,6 +131,16 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 			return Config{}, fmt.Errorf("-ice-servers: %w", err)
 		}
 		c.ICEServers = append(c.ICEServers, srv)
+	}
+	for _, kv := range splitList(*streamKeys) {
+		room, key, ok := strings.Cut(kv, "=")
+		if !ok || room == "" || key == "" {
+			return Config{}, fmt.Errorf("-whip-stream-keys: %q is not ROOM=KEY", kv)
+		}
+		if c.StreamKeys == nil {
+			c.StreamKeys = map[string]string{}
+		}
+		c.StreamKeys[room] = key
 	}
 	if *kbps < 0 {
 		return Config{}, errors.New("-max-video-kbps must not be negative")

@@ -48,6 +48,7 @@ type Config struct {
 	MaxBodyBytes   int64
 	ICEServers     []ICEServer
 	WebSocket      http.Handler // served at BasePath + "/ws"
+	WHIP           http.Handler // served at /whip/ and /whep/
 	Demo           fs.FS        // served at "/" if set
 	Logger         *slog.Logger
 	RequestTimeout time.Duration
@@ -83,6 +84,12 @@ func New(svc Broadcasts, cfg Config) http.Handler {
 	if cfg.WebSocket != nil {
 		mux.Handle("GET "+b+"/ws", cfg.WebSocket)
 	}
+	if cfg.WHIP != nil {
+		mux.Handle("/whip/", cfg.WHIP)
+		mux.Handle("/whep/", cfg.WHIP)
+	}
+	// Preflights that no route answers itself get the CORS headers alone.
+	mux.HandleFunc("OPTIONS /", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	if cfg.Demo != nil {
 		mux.Handle("GET /", http.FileServerFS(cfg.Demo))
 	}
@@ -142,6 +149,11 @@ func (a *api) startBroadcast(w http.ResponseWriter, r *http.Request) {
 		ProfileURL string `json:"profileUrl"`
 	}
 	if err := a.decode(w, r, &req); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	// The protocol requires all three fields (other transports need not).
+	if err := live.Required(map[string]string{"roomId": req.RoomID, "title": req.Title, "profileUrl": req.ProfileURL}); err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}

@@ -5,19 +5,16 @@ import (
 	"runtime/debug"
 )
 
-// cors lets browser pages on other origins call the API, as the original's
-// browser page did. Preflights are answered here.
+// cors lets browser pages and players on other origins call the API, as the
+// original's browser page did, and read the WHIP/WHEP response headers.
 func (a *api) cors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if origin := r.Header.Get("Origin"); origin != "" {
 			h := w.Header()
 			h.Set("Access-Control-Allow-Origin", "*")
-			h.Set("Access-Control-Allow-Headers", "Content-Type, email, Authorization")
-			h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
-			if r.Method == http.MethodOptions {
-				w.WriteHeader(http.StatusNoContent)
-				return
-			}
+			h.Set("Access-Control-Allow-Headers", "Content-Type, email, Authorization, If-Match")
+			h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE, OPTIONS")
+			h.Set("Access-Control-Expose-Headers", "Location, ETag, Link, Accept-Post, Retry-After")
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -19,8 +19,7 @@ type StartRequest struct {
 
 // StartBroadcast creates a room, its pipeline and the presenter's endpoint.
 func (s *Service) StartBroadcast(ctx context.Context, email string, req StartRequest) (RoomInfo, error) {
-	if err := required(map[string]string{"email": email, "roomId": req.RoomID,
-		"title": req.Title, "profileUrl": req.ProfileURL}); err != nil {
+	if err := Required(map[string]string{"email": email, "roomId": req.RoomID}); err != nil {
 		return RoomInfo{}, err
 	}
 	if _, err := s.store.User(ctx, email); err == nil {
@@ -114,7 +113,7 @@ func (s *Service) newEndpoint(pl media.Pipeline, role media.Role, m *member, r *
 // endpoint and the pipeline are released, the room is removed. Unlike the
 // original, it works before the presenter has opened its WebSocket.
 func (s *Service) EndBroadcast(ctx context.Context, email string) error {
-	if err := required(map[string]string{"email": email}); err != nil {
+	if err := Required(map[string]string{"email": email}); err != nil {
 		return err
 	}
 	u, err := s.store.User(ctx, email)
@@ -181,7 +180,7 @@ func (s *Service) teardown(ctx context.Context, r *room, why string, viewerReaso
 
 // Join adds a viewer to a room and creates its endpoint.
 func (s *Service) Join(ctx context.Context, email, roomID string) (RoomInfo, error) {
-	if err := required(map[string]string{"email": email, "roomId": roomID}); err != nil {
+	if err := Required(map[string]string{"email": email, "roomId": roomID}); err != nil {
 		return RoomInfo{}, err
 	}
 	if _, err := s.store.User(ctx, email); err == nil {
@@ -227,7 +226,7 @@ func (s *Service) Join(ctx context.Context, email, roomID string) (RoomInfo, err
 
 // Leave removes a viewer from its room and releases its endpoint.
 func (s *Service) Leave(ctx context.Context, email string) error {
-	if err := required(map[string]string{"email": email}); err != nil {
+	if err := Required(map[string]string{"email": email}); err != nil {
 		return err
 	}
 	u, err := s.store.User(ctx, email)
@@ -284,8 +283,8 @@ func (s *Service) mediaFailed(r *room, m *member, ep media.Endpoint, reason stri
 	s.removeViewer(ctx, r, m.email, ep, "media lost: "+reason, StopError)
 }
 
-// required checks that named fields are not empty.
-func required(fields map[string]string) error {
+// Required checks that named fields are not empty, and says which are.
+func Required(fields map[string]string) error {
 	var missing []string
 	for _, name := range []string{"email", "roomId", "title", "profileUrl"} {
 		if v, ok := fields[name]; ok && strings.TrimSpace(v) == "" {

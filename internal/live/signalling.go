@@ -14,6 +14,9 @@ type Offer struct {
 	RoomID string
 	Email  string
 	SDP    string
+	// Gathered asks for an answer that carries every server candidate, for
+	// clients that do not trickle (WHIP and WHEP).
+	Gathered bool
 }
 
 // Present negotiates the presenter's offer and binds the session to it.
@@ -69,7 +72,11 @@ func (s *Service) offer(ctx context.Context, sess Session, o Offer, role store.R
 	m.offered = true
 	r.mu.Unlock()
 
-	answer, err := m.endpoint.ProcessOffer(ctx, o.SDP)
+	process := m.endpoint.ProcessOffer
+	if o.Gathered {
+		process = m.endpoint.ProcessOfferGathered
+	}
+	answer, err := process(ctx, o.SDP)
 	if err != nil {
 		r.mu.Lock()
 		m.offered = false
@@ -139,4 +146,48 @@ func (s *Service) SessionClosed(sessionID string) {
 		return
 	}
 	s.removeViewer(ctx, r, m.email, m.endpoint, "WebSocket closed", 0)
+}
+
+// Publish goes live and negotiates the presenter in one step (WHIP): the
+// room is created, and removed again if the offer fails.
+func (s *Service) Publish(ctx context.Context, sess Session, email string, req StartRequest, offer string) (string, error) {
+	if _, err := s.StartBroadcast(ctx, email, req); err != nil {
+		return "", err
+	}
+	answer, err := s.Present(ctx, sess, Offer{RoomID: req.RoomID, Email: email, SDP: offer, Gathered: true})
+	if err != nil {
+		if r := s.room(req.RoomID); r != nil {
+			s.teardown(ctx, r, "publish failed", StopEnded)
+		}
+		return "", err
+	}
+	return answer, nil
+}
+
+// Watch joins a room and negotiates the viewer in one step (WHEP): the
+// viewer is removed again if the offer fails.
+func (s *Service) Watch(ctx context.Context, sess Session, email, roomID, offer string) (string, error) {
+	if _, err := s.Join(ctx, email, roomID); err != nil {
+		return "", err
+	}
+	answer, err := s.View(ctx, sess, Offer{RoomID: roomID, Email: email, SDP: offer, Gathered: true})
+	if err != nil {
+		if r := s.room(roomID); r != nil {
+			s.removeViewer(ctx, r, email, nil, "offer failed", 0)
+		}
+		return "", err
+	}
+	return answer, nil
+}
+
+// RestartICE restarts ICE for the session's endpoint with the client's new
+// credentials and returns the new local description.
+func (s *Service) RestartICE(ctx context.Context, sessionID, ufrag, pwd string) (string, error) {
+	s.mu.Lock()
+	m := s.sessions[sessionID]
+	s.mu.Unlock()
+	if m == nil {
+		return "", ErrNoSession.With("session %s has ended", sessionID)
+	}
+	return m.endpoint.RestartICE(ctx, ufrag, pwd)
 }

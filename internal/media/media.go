@@ -84,6 +84,9 @@ type Endpoint interface {
 	// to finish and returns an answer that carries every local candidate
 	// (for clients without trickle, such as WHIP encoders).
 	ProcessOfferGathered(ctx context.Context, offer string) (answer string, err error)
+	// RestartICE restarts ICE with the peer's new credentials (a WHIP/WHEP
+	// ICE restart) and returns the new local description, candidates included.
+	RestartICE(ctx context.Context, ufrag, pwd string) (localSDP string, err error)
 	// AddCandidate adds a remote candidate. Candidates that arrive before the
 	// offer are queued and applied once it is processed.
 	AddCandidate(c Candidate) error
@@ -119,6 +122,8 @@ var (
 	ErrNotReady = errors.New("the presenter is not streaming yet")
 	// ErrAlreadyNegotiated: a second offer for an endpoint that has one.
 	ErrAlreadyNegotiated = errors.New("endpoint already negotiated")
+	// ErrNotNegotiated: an ICE restart before any offer.
+	ErrNotNegotiated = errors.New("endpoint has not been negotiated")
 	// ErrReleased: the endpoint or pipeline was released.
 	ErrReleased = errors.New("released")
 	// ErrBadCandidate: the candidate cannot be parsed.

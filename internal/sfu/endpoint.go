@@ -346,3 +346,53 @@ func (e *Endpoint) goroutine(f func()) {
 		f()
 	}()
 }
+
+// RestartICE applies the peer's new ICE credentials to its last offer,
+// answers it (pion restarts ICE on changed remote credentials) and returns
+// the local description once its candidates are gathered.
+func (e *Endpoint) RestartICE(ctx context.Context, ufrag, pwd string) (string, error) {
+	e.negotiate.Lock()
+	defer e.negotiate.Unlock()
+	e.mu.Lock()
+	pc, released := e.pc, e.released
+	e.mu.Unlock()
+	switch {
+	case released:
+		return "", media.ErrReleased
+	case pc == nil || pc.RemoteDescription() == nil:
+		return "", media.ErrNotNegotiated
+	}
+	offer := replaceICECredentials(pc.RemoteDescription().SDP, ufrag, pwd)
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", fmt.Errorf("%w: %v", media.ErrBadOffer, err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return "", fmt.Errorf("sfu: ICE restart answer: %w", err)
+	}
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return "", fmt.Errorf("sfu: ICE restart answer: %w", err)
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	e.log.Info("ICE restarted")
+	return pc.LocalDescription().SDP, nil
+}
+
+// replaceICECredentials sets every ice-ufrag and ice-pwd line of an SDP.
+func replaceICECredentials(sdp, ufrag, pwd string) string {
+	lines := strings.Split(sdp, "\r\n")
+	for i, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "a=ice-ufrag:"):
+			lines[i] = "a=ice-ufrag:" + ufrag
+		case strings.HasPrefix(l, "a=ice-pwd:"):
+			lines[i] = "a=ice-pwd:" + pwd
+		}
+	}
+	return strings.Join(lines, "\r\n")
+}

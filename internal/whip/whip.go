@@ -1,0 +1,408 @@
+// Package whip serves WHIP ingest (RFC 9725) and WHEP playback
+// (draft-ietf-wish-whep) on the same rooms as the original protocol: a room
+// published over WHIP is listed, watched and counted like any other.
+//
+// It is a transport: it parses HTTP, calls the broadcast domain and renders
+// its answers. Its only state is the table of WHIP/WHEP sessions it serves
+// (their resource URLs and entity tags).
+package whip
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/onair-live/onair/internal/live"
+	"github.com/onair-live/onair/internal/media"
+)
+
+// Broadcasts is what WHIP and WHEP need of the domain.
+type Broadcasts interface {
+	Publish(ctx context.Context, sess live.Session, email string, req live.StartRequest, offer string) (string, error)
+	Watch(ctx context.Context, sess live.Session, email, roomID, offer string) (string, error)
+	AddCandidate(sessionID string, c media.Candidate) error
+	RestartICE(ctx context.Context, sessionID, ufrag, pwd string) (string, error)
+	EndBroadcast(ctx context.Context, email string) error
+	Leave(ctx context.Context, email string) error
+}
+
+// ICEServer is a STUN or TURN server advertised in Link headers.
+type ICEServer struct {
+	URLs       []string
+	Username   string
+	Credential string
+}
+
+// Config configures the WHIP and WHEP endpoints.
+type Config struct {
+	// StreamKeys maps a room to the bearer token that may publish it.
+	StreamKeys map[string]string
+	// StreamKey, if set, may publish any room that has no key of its own.
+	StreamKey    string
+	ICEServers   []ICEServer
+	MaxBodyBytes int64
+	OfferTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// Server serves /whip/ and /whep/.
+type Server struct {
+	svc Broadcasts
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+
+	mu       sync.Mutex
+	sessions map[string]*session
+}
+
+// kind is WHIP (a presenter) or WHEP (a viewer).
+type kind string
+
+const (
+	kindWHIP kind = "whip"
+	kindWHEP kind = "whep"
+)
+
+// session is one WHIP or WHEP resource. It implements live.Session: the
+// domain's candidates are already in the answer (WHIP has no server-to-client
+// trickle), and a stop simply retires the resource.
+type session struct {
+	srv    *Server
+	id     string
+	kind   kind
+	roomID string
+	email  string
+
+	mu   sync.Mutex
+	etag string
+}
+
+var _ live.Session = (*session)(nil)
+
+func (s *session) ID() string                    { return s.id }
+func (s *session) SendCandidate(media.Candidate) {}
+func (s *session) Stop(live.StopReason)          { s.srv.forget(s) }
+
+// New returns the WHIP/WHEP handler.
+func New(svc Broadcasts, cfg Config) *Server {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 64 << 10
+	}
+	if cfg.OfferTimeout <= 0 {
+		cfg.OfferTimeout = 15 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{svc: svc, cfg: cfg, log: cfg.Logger.With("component", "whip"), sessions: map[string]*session{}}
+	m := http.NewServeMux()
+	for _, k := range []kind{kindWHIP, kindWHEP} {
+		k := k
+		m.HandleFunc("POST /"+string(k)+"/{room}", func(w http.ResponseWriter, r *http.Request) { s.create(w, r, k) })
+		m.HandleFunc("OPTIONS /"+string(k)+"/{room}", s.options)
+		m.HandleFunc("PATCH /"+string(k)+"/{room}/{session}", func(w http.ResponseWriter, r *http.Request) { s.patch(w, r, k) })
+		m.HandleFunc("DELETE /"+string(k)+"/{room}/{session}", func(w http.ResponseWriter, r *http.Request) { s.delete(w, r, k) })
+		m.HandleFunc("OPTIONS /"+string(k)+"/{room}/{session}", s.options)
+	}
+	s.mux = m
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Sessions is the number of live WHIP and WHEP resources.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+func (s *Server) forget(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess.id)
+	s.mu.Unlock()
+}
+
+func (s *Server) lookup(k kind, roomID, id string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess := s.sessions[id]
+	if sess == nil || sess.kind != k || sess.roomID != roomID {
+		return nil
+	}
+	return sess
+}
+
+// options answers CORS preflights and tells encoders what POST takes and
+// which ICE servers to use.
+func (s *Server) options(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Accept-Post", "application/sdp")
+	s.linkICEServers(w)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// create handles POST /whip/{room} and POST /whep/{room}.
+func (s *Server) create(w http.ResponseWriter, r *http.Request, k kind) {
+	roomID := r.PathValue("room")
+	if !isSDP(r) {
+		problem(w, http.StatusUnsupportedMediaType, "send the SDP offer with Content-Type: application/sdp")
+		return
+	}
+	if k == kindWHIP && !s.mayPublish(r, roomID) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="onair"`)
+		problem(w, http.StatusUnauthorized, "a valid stream key is required: Authorization: Bearer <key>")
+		return
+	}
+	offer, err := readBody(w, r, s.cfg.MaxBodyBytes)
+	if err != nil {
+		problem(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	q := r.URL.Query()
+	sess := &session{srv: s, id: newID(), kind: k, roomID: roomID}
+	sess.email = q.Get("email")
+	if sess.email == "" {
+		sess.email = string(k) + ":" + sess.id[:12]
+	}
+	s.mu.Lock()
+	s.sessions[sess.id] = sess
+	s.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.OfferTimeout)
+	defer cancel()
+	var answer string
+	if k == kindWHIP {
+		title := q.Get("title")
+		if title == "" {
+			title = roomID
+		}
+		answer, err = s.svc.Publish(ctx, sess, sess.email,
+			live.StartRequest{RoomID: roomID, Title: title, ProfileURL: q.Get("profileUrl")}, offer)
+	} else {
+		answer, err = s.svc.Watch(ctx, sess, sess.email, roomID, offer)
+	}
+	if err != nil {
+		s.forget(sess)
+		s.renderError(w, r, k, roomID, err)
+		return
+	}
+	sess.mu.Lock()
+	sess.etag = etagOf(sess.id, answer)
+	etag := sess.etag
+	sess.mu.Unlock()
+	s.log.Info("session created", "kind", string(k), "room", roomID, "user", sess.email, "session", sess.id,
+		"remote", r.RemoteAddr)
+	h := w.Header()
+	h.Set("Content-Type", "application/sdp")
+	h.Set("Location", "/"+string(k)+"/"+url.PathEscape(roomID)+"/"+sess.id)
+	h.Set("ETag", etag)
+	s.linkICEServers(w)
+	w.WriteHeader(http.StatusCreated)
+	_, _ = io.WriteString(w, answer)
+}
+
+// renderError maps a domain failure to a WHIP/WHEP status.
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, k kind, roomID string, err error) {
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, live.ErrAlreadyIn):
+		status = http.StatusConflict
+	case errors.Is(err, live.ErrNoRoom), errors.Is(err, live.ErrRoomNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, media.ErrNotReady):
+		w.Header().Set("Retry-After", "1")
+		status = http.StatusConflict
+	case errors.Is(err, media.ErrBadOffer), errors.Is(err, media.ErrIncompatible),
+		errors.Is(err, live.ErrBadRequest), errors.Is(err, live.ErrMissingField):
+		status = http.StatusBadRequest
+	case errors.Is(err, live.ErrUnavailable):
+		status = http.StatusServiceUnavailable
+	}
+	lvl := slog.LevelInfo
+	if status >= 500 {
+		lvl = slog.LevelError
+	}
+	s.log.Log(r.Context(), lvl, "request refused", "kind", string(k), "room", roomID, "status", status, "err", err)
+	problem(w, status, err.Error())
+}
+
+// patch handles trickle (204) and ICE restart (200) on a session.
+func (s *Server) patch(w http.ResponseWriter, r *http.Request, k kind) {
+	sess := s.lookup(k, r.PathValue("room"), r.PathValue("session"))
+	if sess == nil {
+		problem(w, http.StatusNotFound, "no such session (it may have ended)")
+		return
+	}
+	if ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); strings.TrimSpace(ct) != "application/trickle-ice-sdpfrag" {
+		problem(w, http.StatusUnsupportedMediaType, "send Content-Type: application/trickle-ice-sdpfrag")
+		return
+	}
+	ifMatch := strings.TrimSpace(r.Header.Get("If-Match"))
+	if ifMatch == "" {
+		problem(w, http.StatusPreconditionRequired, "If-Match with the session's ETag is required")
+		return
+	}
+	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
+	if err != nil {
+		problem(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	frag, err := parseFrag(body)
+	if err != nil {
+		problem(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	sess.mu.Lock()
+	etag := sess.etag
+	sess.mu.Unlock()
+	if ifMatch == "*" {
+		s.restart(w, r, sess, frag)
+		return
+	}
+	if ifMatch != etag {
+		problem(w, http.StatusPreconditionFailed, "If-Match does not match the session's ETag (ICE was restarted?)")
+		return
+	}
+	for _, c := range frag.candidates {
+		if err := s.svc.AddCandidate(sess.id, c); err != nil {
+			s.log.Info("trickled candidate refused", "session", sess.id, "err", err)
+			problem(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// restart performs an ICE restart and answers with the server's new
+// credentials and candidates.
+func (s *Server) restart(w http.ResponseWriter, r *http.Request, sess *session, frag sdpFrag) {
+	if frag.ufrag == "" || frag.pwd == "" {
+		problem(w, http.StatusBadRequest, "an ICE restart needs a=ice-ufrag and a=ice-pwd")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.OfferTimeout)
+	defer cancel()
+	local, err := s.svc.RestartICE(ctx, sess.id, frag.ufrag, frag.pwd)
+	if err != nil {
+		s.renderError(w, r, sess.kind, sess.roomID, err)
+		return
+	}
+	for _, c := range frag.candidates {
+		_ = s.svc.AddCandidate(sess.id, c)
+	}
+	sess.mu.Lock()
+	sess.etag = etagOf(sess.id, local)
+	etag := sess.etag
+	sess.mu.Unlock()
+	w.Header().Set("Content-Type", "application/trickle-ice-sdpfrag")
+	w.Header().Set("ETag", etag)
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, localFrag(local))
+}
+
+// delete ends a session exactly as the WebSocket protocol would: WHIP ends
+// the room (its viewers hear stopCommunication), WHEP leaves it.
+func (s *Server) delete(w http.ResponseWriter, r *http.Request, k kind) {
+	sess := s.lookup(k, r.PathValue("room"), r.PathValue("session"))
+	if sess == nil {
+		problem(w, http.StatusNotFound, "no such session (it may have ended)")
+		return
+	}
+	if k == kindWHIP && !s.mayPublish(r, sess.roomID) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="onair"`)
+		problem(w, http.StatusUnauthorized, "a valid stream key is required: Authorization: Bearer <key>")
+		return
+	}
+	s.forget(sess)
+	var err error
+	if k == kindWHIP {
+		err = s.svc.EndBroadcast(r.Context(), sess.email)
+	} else {
+		err = s.svc.Leave(r.Context(), sess.email)
+	}
+	if err != nil && !errors.Is(err, live.ErrNoRoom) && !errors.Is(err, live.ErrNoUser) {
+		s.renderError(w, r, k, sess.roomID, err)
+		return
+	}
+	s.log.Info("session deleted", "kind", string(k), "room", sess.roomID, "session", sess.id)
+	w.WriteHeader(http.StatusOK)
+}
+
+// mayPublish checks the bearer token against the room's stream key.
+func (s *Server) mayPublish(r *http.Request, roomID string) bool {
+	want, ok := s.cfg.StreamKeys[roomID]
+	if !ok {
+		want = s.cfg.StreamKey
+	}
+	if want == "" {
+		return true
+	}
+	got, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return found && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) == 1
+}
+
+func (s *Server) linkICEServers(w http.ResponseWriter) {
+	for _, srv := range s.cfg.ICEServers {
+		for _, u := range srv.URLs {
+			v := "<" + u + `>; rel="ice-server"`
+			if srv.Username != "" {
+				v += fmt.Sprintf(`; username=%q; credential=%q; credential-type="password"`, srv.Username, srv.Credential)
+			}
+			w.Header().Add("Link", v)
+		}
+	}
+}
+
+func isSDP(r *http.Request) bool {
+	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	return strings.EqualFold(strings.TrimSpace(ct), "application/sdp")
+}
+
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) (string, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return "", fmt.Errorf("body larger than %d bytes", limit)
+		}
+		return "", fmt.Errorf("cannot read body: %v", err)
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return "", errors.New("empty body")
+	}
+	return string(b), nil
+}
+
+// problem writes a plain-text error, as WHIP clients (OBS, FFmpeg) show it.
+func problem(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, msg+"\n")
+}
+
+// newID returns 128 random bits in hex: session URLs are unguessable.
+func newID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("whip: crypto/rand failed: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// etagOf names one ICE session of a resource: it changes on ICE restart.
+func etagOf(id, localSDP string) string {
+	h := sha256.Sum256([]byte(id + "\n" + iceUfrag(localSDP)))
+	return `"` + hex.EncodeToString(h[:8]) + `"`
+}
