@@ -62,7 +62,7 @@ func (c *Config) setDefaults() {
 		c.PresenterWait = 10 * time.Second
 	}
 	if c.QueueLength <= 0 {
-		c.QueueLength = 1024
+		c.QueueLength = 2048 // holds a replayed group of pictures (maxReplay) and more
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

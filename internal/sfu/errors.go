@@ -5,4 +5,6 @@ import "errors"
 // Errors internal to the engine; what crosses to the domain is in internal/media.
 var (
 	errBadPadding = errors.New("sfu: invalid RTP padding")
+	// errSecondPublisher: a pipeline carries one broadcast.
+	errSecondPublisher = errors.New("sfu: pipeline already has a publisher")
 )

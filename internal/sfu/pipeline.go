@@ -2,7 +2,6 @@ package sfu
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sort"
 	"sync"
@@ -44,9 +43,6 @@ func newPipeline(e *Engine, id, name string) *Pipeline {
 func (p *Pipeline) ID() string           { return p.id }
 func (p *Pipeline) Name() string         { return p.name }
 func (p *Pipeline) CreatedAt() time.Time { return p.created }
-
-// errSecondPublisher: a pipeline carries one broadcast.
-var errSecondPublisher = errors.New("sfu: pipeline already has a publisher")
 
 // NewEndpoint creates an endpoint. Its peer connection is made when its offer
 // arrives, so an endpoint that is never negotiated costs almost nothing.

@@ -45,10 +45,8 @@ func (e *Endpoint) negotiateSubscriber(ctx context.Context, offer string, gather
 				break
 			}
 		}
-		if offered && pts[t] == 0 {
-			if _, ok := pts[t]; !ok {
-				missing = append(missing, t.codec.MimeType)
-			}
+		if _, ok := pts[t]; offered && !ok {
+			missing = append(missing, t.codec.MimeType)
 		}
 	}
 	if len(pts) == 0 || len(missing) > 0 {
