@@ -89,7 +89,10 @@ type downTrack struct {
 	wantPT uint8 // the viewer's payload type for the published codec
 
 	bind atomic.Pointer[binding]
-	exts []rtp.Extension // the writer goroutine's scratch space
+	// The writer goroutine's scratch space: reusing it keeps the per-viewer
+	// path free of allocations (a header passed to pion escapes to the heap).
+	hdr  rtp.Header
+	exts []rtp.Extension
 }
 
 func newDownTrack(up *upTrack, sub *subscriber, pt uint8) *downTrack {
@@ -159,7 +162,8 @@ func (d *downTrack) write(p *packet) {
 	if b == nil {
 		return
 	}
-	h := p.header
+	d.hdr = p.header
+	h := &d.hdr
 	h.SSRC = b.ssrc
 	h.PayloadType = b.pt
 	h.Extension, h.Extensions, h.ExtensionProfile = false, d.exts[:0], 0
@@ -173,7 +177,7 @@ func (d *downTrack) write(p *packet) {
 		}
 	}
 	d.exts = h.Extensions[:0]
-	if _, err := b.writer.WriteRTP(&h, p.payload); err == nil {
+	if _, err := b.writer.WriteRTP(h, p.payload); err == nil {
 		d.sub.ep.packetsOut.Add(1)
 	}
 }
