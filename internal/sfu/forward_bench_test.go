@@ -27,7 +27,7 @@ func (w *countingWriter) Write(b []byte) (int, error) { return len(b), nil }
 
 // benchTrack builds a published video track with n bound, attached viewers,
 // each with its writer goroutine running.
-func benchTrack(b *testing.B, n int) (*upTrack, []*subscriber, func()) {
+func benchTrack(b testing.TB, n int) (*upTrack, []*subscriber, func()) {
 	b.Helper()
 	e, err := New(Config{})
 	if err != nil {
