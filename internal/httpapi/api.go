@@ -85,8 +85,13 @@ func New(svc Broadcasts, cfg Config) http.Handler {
 		mux.Handle("GET "+b+"/ws", cfg.WebSocket)
 	}
 	if cfg.WHIP != nil {
-		mux.Handle("/whip/", cfg.WHIP)
-		mux.Handle("/whep/", cfg.WHIP)
+		// Registered per method: a method-less "/whip/" and "OPTIONS /" below
+		// are each more specific than the other in one way, which net/http
+		// refuses with a panic when the handler is built.
+		for _, m := range []string{http.MethodPost, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+			mux.Handle(m+" /whip/", cfg.WHIP)
+			mux.Handle(m+" /whep/", cfg.WHIP)
+		}
 	}
 	// Preflights that no route answers itself get the CORS headers alone.
 	mux.HandleFunc("OPTIONS /", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
