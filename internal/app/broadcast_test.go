@@ -1,0 +1,97 @@
+package app_test
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"testing"
+
+	"github.com/onair-live/onair/internal/live"
+	"github.com/onair-live/onair/internal/testpeer"
+)
+
+// A presenter streams to three viewers: each sees every frame it gets
+// exactly as sent, starting with a keyframe, and hears audio; the room list
+// and the media admin API show the broadcast as it is; ending it tells every
+// viewer and releases everything.
+func TestBroadcastToThreeViewers(t *testing.T) {
+	srv := testpeer.StartServer(t, nil)
+	const room = "alice@example.com"
+	// Start near the top of the sequence space, so that every viewer sees
+	// the video sequence numbers wrap.
+	p := testpeer.MustPresenter(t, srv, "alice@example.com", room, testpeer.PresenterOptions{
+		Publisher: testpeer.PublisherOptions{VideoSeqStart: 65535 - 100},
+	})
+	var viewers []*testpeer.Viewer
+	for i := 1; i <= 3; i++ {
+		viewers = append(viewers, testpeer.MustViewer(t, srv, fmt.Sprintf("viewer%d@example.com", i), room, testpeer.ViewerOptions{}))
+	}
+	for _, v := range viewers {
+		wantMedia(t, v, 90)
+	}
+	for _, v := range viewers {
+		s := v.Peer.Stats()
+		t.Logf("%s: %s", v.Email, s)
+		if s.Keyframes == 0 || s.FirstKeyframe == 0 {
+			t.Errorf("%s: no keyframe", v.Email)
+		}
+		if !s.SeqWrapped {
+			t.Errorf("%s: video sequence numbers did not wrap (the publisher started at 65435)", v.Email)
+		}
+	}
+	t.Logf("presenter: %+v", p.Peer.Stats())
+
+	// What users and operators see.
+	rs := rooms(t, srv)
+	if len(rs) != 1 || rs[0] != (testpeer.Room{RoomID: room, Title: "title of " + room,
+		ProfileURL: "https://example.com/alice@example.com.png", Count: "3"}) {
+		t.Errorf("/room/list is %+v, want alice's room with count 3", rs)
+	}
+	ps := pipelines(t, srv)
+	if len(ps) != 1 || ps[0].PipelineName != room || ps[0].PipelineID == "" {
+		t.Errorf("/media/pipelines is %+v, want one pipeline named %s", ps, room)
+	}
+	eps, err := srv.REST.Endpoints("alice@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	ids := map[string]bool{}
+	for _, ep := range eps {
+		names = append(names, ep.EndpointName)
+		ids[ep.EndpointID] = true
+		if ep.Stats.State != "connected" {
+			t.Errorf("endpoint %s is %q, want connected", ep.EndpointName, ep.Stats.State)
+		}
+		if ep.EndpointName == "presenter:alice@example.com" && ep.Stats.PacketsIn == 0 {
+			t.Errorf("presenter endpoint received no packets: %+v", ep)
+		}
+		if ep.EndpointName != "presenter:alice@example.com" && ep.Stats.PacketsOut == 0 {
+			t.Errorf("viewer endpoint %s sent no packets: %+v", ep.EndpointName, ep)
+		}
+	}
+	sort.Strings(names)
+	want := []string{"presenter:alice@example.com", "viewer:viewer1@example.com", "viewer:viewer2@example.com", "viewer:viewer3@example.com"}
+	if fmt.Sprint(names) != fmt.Sprint(want) || len(ids) != 4 {
+		t.Errorf("/media/endpoints/alice@example.com names %v (%d distinct ids), want %v", names, len(ids), want)
+	}
+	if c := srv.Counts(); c != (live.Counts{Rooms: 1, Viewers: 3, Sessions: 4, Pipelines: 1, Endpoints: 4}) {
+		t.Errorf("counts %+v", c)
+	}
+
+	// The presenter ends the broadcast.
+	wantStatus(t, srv.REST.EndRoom("alice@example.com"), http.StatusNoContent)
+	for _, v := range viewers {
+		wantStop(t, v.WS, v.Email, "Presenter stopped streaming.")
+		if err := v.Peer.Check(); err != nil {
+			t.Error(err)
+		}
+	}
+	if rs := rooms(t, srv); len(rs) != 0 {
+		t.Errorf("/room/list after the end is %+v, want []", rs)
+	}
+	if ps := pipelines(t, srv); len(ps) != 0 {
+		t.Errorf("/media/pipelines after the end is %+v, want []", ps)
+	}
+	srv.WaitCounts(t, timeout, live.Counts{})
+}
