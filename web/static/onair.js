@@ -1,0 +1,251 @@
+// onair.js: a browser client of the onair signal server, speaking the
+// protocol of PROTOCOL.md exactly: REST under the base path with the `email`
+// header, and one WebSocket (`{base}/ws`) per WebRTC session carrying the SDP
+// offer/answer and trickled ICE candidates both ways. It owns no page state;
+// app.js drives it.
+
+// ApiError is a failed REST call, with the protocol's error body if any.
+export class ApiError extends Error {
+  constructor(status, body, text) {
+    const name = body && body.name;
+    super((body && body.message) || text || `HTTP ${status}`);
+    this.status = status;
+    this.code = name || `HTTP_${status}`;
+  }
+}
+
+// Api calls the REST routes of one server.
+export class Api {
+  constructor(base, iceServers) {
+    this.base = base;
+    this.iceServers = iceServers || [];
+  }
+
+  // discover finds the API: the base path given (e.g. ?base=/x), else the
+  // default /signal, else the root; it reads the ICE servers from {base}/config.
+  static async discover(wanted) {
+    const candidates = wanted != null ? [wanted] : ['/signal', ''];
+    let lastError;
+    for (const base of candidates) {
+      try {
+        const res = await fetch(`${base}/config`, { cache: 'no-store' });
+        if (!res.ok) throw new Error(`${base}/config answered ${res.status}`);
+        const cfg = await res.json();
+        const real = typeof cfg.basePath === 'string' ? cfg.basePath : base;
+        return new Api(real, Array.isArray(cfg.iceServers) ? cfg.iceServers : []);
+      } catch (err) {
+        lastError = err;
+      }
+    }
+    throw lastError;
+  }
+
+  async request(method, path, { email, body } = {}) {
+    const headers = {};
+    if (email != null) headers.email = email;
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const res = await fetch(this.base + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: 'no-store',
+    });
+    const text = res.status === 204 ? '' : await res.text();
+    let data = null;
+    if (text) {
+      try { data = JSON.parse(text); } catch { data = null; }
+    }
+    if (!res.ok) throw new ApiError(res.status, data, text);
+    return data;
+  }
+
+  rooms() { return this.request('GET', '/room/list'); }
+  goLive(email, room) { return this.request('POST', '/room/live', { email, body: room }); }
+  endLive(email) { return this.request('DELETE', '/room/live', { email }); }
+  view(email, roomId) { return this.request('POST', '/room/view', { email, body: { roomId } }); }
+  leave(email) { return this.request('DELETE', '/room/view', { email }); }
+
+  socketURL() {
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    return `${scheme}//${location.host}${this.base}/ws`;
+  }
+}
+
+// Session is one WebRTC session with the server's media engine, signalled
+// over a WebSocket of its own: a presenter's (sendonly, from a local stream)
+// or a viewer's (recvonly). It dispatches:
+//   'track'     detail: MediaStream   remote media arrived (viewer)
+//   'connected'                       the media connection is up
+//   'notice'    detail: string        something worth showing, not fatal
+//   'ended'     detail: string        the server ended it (stopCommunication)
+//   'failed'    detail: string        it cannot go on
+// After 'ended' or 'failed' it has closed itself.
+export class Session extends EventTarget {
+  constructor({ api, role, email, roomId, stream }) {
+    super();
+    this.api = api;
+    this.role = role; // 'presenter' or 'viewer'
+    this.email = email;
+    this.roomId = roomId;
+    this.stream = stream || null;
+    this.pc = null;
+    this.ws = null;
+    this.sessionId = null;
+    this.closed = false;
+    this.answered = false;
+    this.offerSent = false;
+    this.localQueue = []; // our candidates, until the offer is sent
+    this.remoteQueue = []; // the server's, until its answer is set
+  }
+
+  // start opens the socket, makes the offer and sends it. It resolves once
+  // the offer is sent; the answer and the rest arrive as events.
+  async start() {
+    await this.openSocket();
+    if (this.closed) return;
+    const pc = new RTCPeerConnection({ iceServers: this.api.iceServers });
+    this.pc = pc;
+    pc.addEventListener('icecandidate', (e) => {
+      if (!e.candidate || !e.candidate.candidate) return; // end of candidates
+      const c = { candidate: e.candidate.candidate, sdpMid: e.candidate.sdpMid, sdpMLineIndex: e.candidate.sdpMLineIndex };
+      if (this.offerSent) this.sendCandidate(c);
+      else this.localQueue.push(c);
+    });
+    pc.addEventListener('connectionstatechange', () => this.onConnectionState());
+    pc.addEventListener('track', (e) => {
+      const stream = e.streams[0] || new MediaStream([e.track]);
+      this.dispatchEvent(new CustomEvent('track', { detail: stream }));
+    });
+    if (this.role === 'presenter') {
+      const tracks = [...this.stream.getAudioTracks(), ...this.stream.getVideoTracks()];
+      for (const track of tracks) pc.addTransceiver(track, { direction: 'sendonly', streams: [this.stream] });
+    } else {
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      pc.addTransceiver('video', { direction: 'recvonly' });
+    }
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    if (this.closed) return;
+    this.send({ id: this.role, roomId: this.roomId, email: this.email, sdpOffer: pc.localDescription.sdp });
+    this.offerSent = true;
+    for (const c of this.localQueue.splice(0)) this.sendCandidate(c);
+  }
+
+  openSocket() {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(this.api.socketURL());
+      this.ws = ws;
+      let opened = false;
+      const timer = setTimeout(() => {
+        if (!opened) {
+          reject(new Error('The server did not open the signalling connection in time.'));
+          ws.close();
+        }
+      }, 10000);
+      ws.addEventListener('message', (e) => {
+        let msg;
+        try { msg = JSON.parse(e.data); } catch { return; }
+        if (msg.id === 'open' && !opened) {
+          opened = true;
+          clearTimeout(timer);
+          this.sessionId = msg['session-id'];
+          resolve();
+          return;
+        }
+        this.onMessage(msg).catch((err) => this.fail(`Signalling error: ${err.message || err}`));
+      });
+      ws.addEventListener('close', (e) => {
+        clearTimeout(timer);
+        if (!opened) {
+          reject(new Error(`Cannot open the signalling connection (WebSocket closed, code ${e.code}).`));
+          return;
+        }
+        if (!this.closed) this.fail('Lost the connection to the server.');
+      });
+    });
+  }
+
+  async onMessage(msg) {
+    if (this.closed) return;
+    switch (msg.id) {
+      case 'presenterResponse':
+      case 'viewerResponse':
+        if (msg.response !== 'accepted') {
+          this.fail(msg.message || 'The server rejected the offer.');
+          return;
+        }
+        await this.pc.setRemoteDescription({ type: 'answer', sdp: msg.sdpAnswer });
+        this.answered = true;
+        for (const c of this.remoteQueue.splice(0)) await this.addRemoteCandidate(c);
+        return;
+      case 'iceCandidate':
+        if (!msg.candidate) return;
+        if (this.answered) await this.addRemoteCandidate(msg.candidate);
+        else this.remoteQueue.push(msg.candidate);
+        return;
+      case 'stopCommunication':
+        this.finish('ended', msg.message || 'The broadcast has ended.');
+        return;
+      case 'error':
+        // Before the answer an error means the offer went nowhere.
+        if (!this.answered) this.fail(msg.message || 'The server could not handle the request.');
+        else this.dispatchEvent(new CustomEvent('notice', { detail: msg.message || 'Server error.' }));
+        return;
+      default:
+        // Unknown ids are ignored, as kurento-utils clients do.
+    }
+  }
+
+  async addRemoteCandidate(c) {
+    try {
+      await this.pc.addIceCandidate(c);
+    } catch (err) {
+      this.dispatchEvent(new CustomEvent('notice', { detail: `Ignored a bad ICE candidate: ${err.message}` }));
+    }
+  }
+
+  onConnectionState() {
+    if (this.closed) return;
+    switch (this.pc.connectionState) {
+      case 'connected':
+        this.dispatchEvent(new Event('connected'));
+        break;
+      case 'disconnected':
+        this.dispatchEvent(new CustomEvent('notice', { detail: 'Connection interrupted, trying to recover…' }));
+        break;
+      case 'failed':
+      case 'closed':
+        // The server closes the media of an ended broadcast right after it
+        // sends stopCommunication: give that message a moment to win.
+        setTimeout(() => this.fail('The media connection failed (ICE or DTLS).'), 1000);
+        break;
+      default:
+    }
+  }
+
+  send(msg) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  sendCandidate(candidate) {
+    this.send({ id: 'onIceCandidate', roomId: this.roomId, candidate });
+  }
+
+  fail(reason) { this.finish('failed', reason); }
+
+  finish(kind, reason) {
+    if (this.closed) return;
+    this.close();
+    this.dispatchEvent(new CustomEvent(kind, { detail: reason }));
+  }
+
+  // close stops the session on this side: the peer connection and the
+  // socket. It does not stop the local stream (its owner does) and calls
+  // no REST route. Idempotent.
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.pc) this.pc.close();
+    if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000, 'bye');
+  }
+}
