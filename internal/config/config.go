@@ -59,6 +59,9 @@ type Config struct {
 
 	LogLevel  string
 	LogFormat string
+
+	// DebugAddr, when set, serves Go's profiler (/debug/pprof/) there.
+	DebugAddr string
 }
 
 // Load parses args (without the program name) over the environment.
@@ -87,6 +90,7 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 	fs.Int64Var(&c.MaxMessageBytes, "max-message-bytes", 64<<10, "largest WebSocket message and request body accepted")
 	fs.StringVar(&c.StreamKey, "whip-stream-key", "", "bearer token WHIP encoders need to publish any room (default: open)")
 	streamKeys := fs.String("whip-stream-keys", "", "per-room WHIP bearer tokens, ROOM=KEY,ROOM=KEY")
+	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve the Go profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060 (default: off)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 
