@@ -37,6 +37,13 @@ func (s *Server) StartPresenter(ctx context.Context, email, roomID string, o Pre
 	if err != nil {
 		return nil, err
 	}
+	return s.PresentOn(ctx, ws, email, roomID, o)
+}
+
+// PresentOn negotiates the presenter of a room already created, on an open
+// WebSocket, and waits for the media connection. On error, the WebSocket is
+// dropped.
+func (s *Server) PresentOn(ctx context.Context, ws *WS, email, roomID string, o PresenterOptions) (*Presenter, error) {
 	pub, err := NewPublisher(o.Publisher)
 	if err != nil {
 		ws.Drop()
@@ -44,11 +51,11 @@ func (s *Server) StartPresenter(ctx context.Context, email, roomID string, o Pre
 	}
 	p := &Presenter{Email: email, RoomID: roomID, WS: ws, Peer: pub}
 	if err := pub.negotiate(ctx, ws, IDPresenter, roomID, email, o.Negotiate); err != nil {
-		p.Close()
+		p.Drop()
 		return nil, fmt.Errorf("presenter %s: %w", email, err)
 	}
 	if err := pub.WaitConnected(ctx); err != nil {
-		p.Close()
+		p.Drop()
 		return nil, fmt.Errorf("presenter %s: %w", email, err)
 	}
 	return p, nil
@@ -59,6 +66,12 @@ func (s *Server) StartPresenter(ctx context.Context, email, roomID string, o Pre
 func (p *Presenter) Close() {
 	p.Peer.Close()
 	p.WS.Close()
+}
+
+// Drop drops the WebSocket abruptly, then closes the media connection.
+func (p *Presenter) Drop() {
+	p.WS.Drop()
+	p.Peer.Close()
 }
 
 // Viewer is a viewer as the original client behaves: it joins over REST,
