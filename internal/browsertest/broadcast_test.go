@@ -109,8 +109,8 @@ func waitAllWatch(t *testing.T, pages []*page, state string, within time.Duratio
 // microphone, three viewers join from the room list and play, one leaves,
 // and the presenter ends it.
 func TestThreeViewersWatchLeaveAndEnd(t *testing.T) {
+	b := newBrowser(t) // first: it skips or fails when the browser cannot run
 	srv := startServer(t, "-tls-self-signed")
-	b := newBrowser(t)
 
 	presenter := b.open("presenter", srv.url)
 	presenter.setIdentity(presenterID)
@@ -158,8 +158,8 @@ func TestThreeViewersWatchLeaveAndEnd(t *testing.T) {
 // broadcast; the server notices the closed WebSocket, every viewer sees the
 // broadcast end, and nothing is left on the server.
 func TestPresenterTabClosed(t *testing.T) {
+	b := newBrowser(t) // first: it skips or fails when the browser cannot run
 	srv := startServer(t, "-tls-self-signed")
-	b := newBrowser(t)
 
 	presenter := b.open("presenter", srv.url)
 	presenter.setIdentity(presenterID)

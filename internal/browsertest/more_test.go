@@ -11,12 +11,12 @@ import (
 // TestPlainHTTPOnLocalhost: with TLS off (the default) the page works on
 // http://localhost, which browsers count as a secure context for the camera.
 func TestPlainHTTPOnLocalhost(t *testing.T) {
+	b := newBrowser(t) // first: it skips or fails when the browser cannot run
 	srv := startServer(t)
 	if !strings.HasPrefix(srv.url, "http://127.0.0.1:") {
 		t.Fatalf("plain HTTP must be the default; server is at %s", srv.url)
 	}
 	url := strings.Replace(srv.url, "127.0.0.1", "localhost", 1)
-	b := newBrowser(t)
 
 	presenter := b.open("presenter", url)
 	presenter.setIdentity(presenterID)
@@ -35,6 +35,7 @@ func TestPlainHTTPOnLocalhost(t *testing.T) {
 // an offer cannot be watched. The server rejects the viewer's offer; the page
 // shows "Failed" with the server's reason and gives the seat back.
 func TestViewerSeesRejection(t *testing.T) {
+	b := newBrowser(t) // first: it skips or fails when the browser cannot run
 	srv := startServer(t, "-tls-self-signed", "-presenter-wait", "1s")
 	const ghost = "ghost@onair.test"
 	missingImage := srv.url + "/no-such-avatar.png"
@@ -43,7 +44,6 @@ func TestViewerSeesRejection(t *testing.T) {
 	if code != http.StatusCreated {
 		t.Fatalf("POST /room/live: %d %s", code, body)
 	}
-	b := newBrowser(t)
 	viewer := b.open("viewer", srv.url)
 	viewer.setIdentity("viewer@onair.test")
 	viewer.waitRoomCount(ghost, 0, 10*time.Second)

@@ -18,7 +18,7 @@ const el = {
   playerPresenter: $('#player-presenter'), playerCount: $('#player-count'), leaveBtn: $('#leave-btn'),
   remote: $('#remote'), overlay: $('#watch-overlay'), watchState: $('#watch-state'), watchDetail: $('#watch-detail'),
   retryBtn: $('#retry-btn'), unmuteBtn: $('#unmute-btn'), stats: $('#watch-stats'),
-  rooms: $('#rooms'), roomsEmpty: $('#rooms-empty'), roomsTotal: $('#rooms-total'),
+  layout: $('main.layout'), rooms: $('#rooms'), roomsEmpty: $('#rooms-empty'), roomsTotal: $('#rooms-total'),
 };
 
 const state = {
@@ -268,7 +268,8 @@ async function startCamera() {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     throw new Error('The camera needs a secure page: open this page over HTTPS (start onair with -tls-self-signed or -tls-cert) or on http://localhost.');
   }
-  setStudio('starting', 'Asking for your camera and microphone…');
+  if (state.presenting) el.studioStatus.textContent = 'Asking for your camera and microphone…';
+  else setStudio('starting', 'Asking for your camera and microphone…');
   const stream = await navigator.mediaDevices.getUserMedia({
     audio: true,
     video: { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } },
@@ -318,12 +319,16 @@ async function goLive(ev) {
   let created = false;
   try {
     const stream = await startCamera();
-    if (state.presenting !== p) return;
+    if (state.presenting !== p) return; // ended while the camera started
     setStudio('connecting', 'Creating your room…');
     const room = await state.api.goLive(email, { roomId: p.roomId, title, profileUrl: myProfileUrl(email) });
     created = true;
     p.roomId = room.roomId;
-    if (state.presenting !== p) return;
+    if (state.presenting !== p) {
+      // Ended while the room was being created: do not leave it behind.
+      state.api.endLive(email).catch(() => {});
+      return;
+    }
     const session = new Session({ api: state.api, role: 'presenter', email, roomId: p.roomId, stream });
     p.session = session;
     session.addEventListener('connected', () => {
@@ -432,6 +437,7 @@ async function watch(roomId, clickedAt = performance.now()) {
   lockIdentity(true);
   el.studio.hidden = true;
   el.player.hidden = false;
+  el.layout.dataset.mode = 'watching';
   el.stats.textContent = '';
   el.playerAvatar.removeAttribute('src');
   fillPlayerInfo(state.rooms.find((r) => r.roomId === roomId) || { roomId });
@@ -510,6 +516,7 @@ async function leave() {
   state.watching = null;
   el.player.hidden = true;
   el.studio.hidden = false;
+  delete el.layout.dataset.mode;
   el.unmuteBtn.hidden = true;
   lockIdentity(!!state.presenting);
   try {
