@@ -84,6 +84,8 @@ func (s *Service) StartBroadcast(ctx context.Context, email string, req StartReq
 		return fail(s.storeErr(err))
 	}
 	r.pipeline, r.presenter = pl, m
+	r.title, r.profile = req.Title, req.ProfileURL
+	s.emit(Event{Type: EventRoomStarted, RoomID: r.id, Title: req.Title, ProfileURL: req.ProfileURL, Presenter: email})
 	s.log.Info("broadcast created", "room", r.id, "presenter", email, "pipeline", pl.ID(), "title", req.Title)
 	return infoOf(rec), nil
 }
@@ -130,13 +132,13 @@ func (s *Service) EndBroadcast(ctx context.Context, email string) error {
 		}
 		return nil
 	}
-	s.teardown(ctx, r, "ended by presenter", StopEnded)
+	s.teardown(ctx, r, ReasonEnded, "ended by presenter", StopEnded)
 	return nil
 }
 
 // teardown ends a room: viewers are told why, media is released, the record
 // removed. Safe to call more than once.
-func (s *Service) teardown(ctx context.Context, r *room, why string, viewerReason StopReason) {
+func (s *Service) teardown(ctx context.Context, r *room, reason, why string, viewerReason StopReason) {
 	r.mu.Lock()
 	if r.ended {
 		r.mu.Unlock()
@@ -148,6 +150,15 @@ func (s *Service) teardown(ctx context.Context, r *room, why string, viewerReaso
 		members = append(members, v)
 	}
 	presenter := r.presenter
+	for i, v := range members {
+		s.emit(Event{Type: EventViewerLeft, RoomID: r.id, User: v.email, Reason: ReasonEnded,
+			Viewers: len(members) - i - 1})
+	}
+	fin := Event{Type: EventRoomFinished, RoomID: r.id, Title: r.title, ProfileURL: r.profile, Reason: reason}
+	if presenter != nil {
+		fin.Presenter = presenter.email
+	}
+	s.emit(fin)
 	r.mu.Unlock()
 
 	s.mu.Lock()
@@ -175,7 +186,7 @@ func (s *Service) teardown(ctx context.Context, r *room, why string, viewerReaso
 	if _, err := s.store.DeleteRoom(context.WithoutCancel(ctx), r.id); err != nil && !isNotFound(err) {
 		s.log.Error("cannot delete room record", "room", r.id, "err", err)
 	}
-	s.log.Info("broadcast ended", "room", r.id, "why", why, "viewers", len(members))
+	s.log.Info("broadcast ended", "room", r.id, "reason", reason, "why", why, "viewers", len(members))
 }
 
 // Join adds a viewer to a room and creates its endpoint.
@@ -220,6 +231,7 @@ func (s *Service) Join(ctx context.Context, email, roomID string) (RoomInfo, err
 		return RoomInfo{}, s.storeErr(err)
 	}
 	r.viewers[email] = m
+	s.emit(Event{Type: EventViewerJoined, RoomID: roomID, User: email, Viewers: rec.Viewers})
 	s.log.Info("viewer joined", "room", roomID, "viewer", email, "endpoint", ep.ID(), "count", rec.Viewers)
 	return infoOf(rec), nil
 }
@@ -242,7 +254,7 @@ func (s *Service) Leave(ctx context.Context, email string) error {
 		}
 		return nil
 	}
-	if !s.removeViewer(ctx, r, email, nil, "left", 0) {
+	if !s.removeViewer(ctx, r, email, nil, ReasonLeave, "left", 0) {
 		return ErrNoUser.With("%s is not watching room %s", email, u.RoomID)
 	}
 	return nil
@@ -250,7 +262,7 @@ func (s *Service) Leave(ctx context.Context, email string) error {
 
 // removeViewer takes a viewer out of a room. With ep set, only if that is
 // still the viewer's endpoint. With notify, the viewer's session is told.
-func (s *Service) removeViewer(ctx context.Context, r *room, email string, ep media.Endpoint, why string, notify StopReason) bool {
+func (s *Service) removeViewer(ctx context.Context, r *room, email string, ep media.Endpoint, reason, why string, notify StopReason) bool {
 	r.mu.Lock()
 	m, ok := r.viewers[email]
 	if !ok || r.ended || (ep != nil && m.endpoint != ep) {
@@ -262,13 +274,14 @@ func (s *Service) removeViewer(ctx context.Context, r *room, email string, ep me
 		s.log.Error("cannot remove viewer record", "room", r.id, "viewer", email, "err", err)
 	}
 	count := len(r.viewers)
+	s.emit(Event{Type: EventViewerLeft, RoomID: r.id, User: email, Reason: reason, Viewers: count})
 	r.mu.Unlock()
 	if sess := m.sess(); sess != nil && notify != 0 {
 		sess.Stop(notify)
 	}
 	s.unbind(m)
 	m.endpoint.Release()
-	s.log.Info("viewer left", "room", r.id, "viewer", email, "why", why, "count", count)
+	s.log.Info("viewer left", "room", r.id, "viewer", email, "reason", reason, "why", why, "count", count)
 	return true
 }
 
@@ -277,10 +290,10 @@ func (s *Service) mediaFailed(r *room, m *member, ep media.Endpoint, reason stri
 	ctx := context.Background()
 	if m.role == store.RolePresenter {
 		s.log.Warn("presenter media lost, ending broadcast", "room", r.id, "presenter", m.email, "reason", reason)
-		s.teardown(ctx, r, "presenter media lost: "+reason, StopEnded)
+		s.teardown(ctx, r, ReasonDropped, "presenter media lost: "+reason, StopEnded)
 		return
 	}
-	s.removeViewer(ctx, r, m.email, ep, "media lost: "+reason, StopError)
+	s.removeViewer(ctx, r, m.email, ep, ReasonDropped, "media lost: "+reason, StopError)
 }
 
 // Required checks that named fields are not empty, and says which are.

@@ -89,7 +89,7 @@ func (s *Service) ReclaimOrphans(ctx context.Context) (int, error) {
 		s.mu.Unlock()
 		s.log.Warn("reclaiming orphan pipeline", "pipeline", pl.ID(), "pipelineName", pl.Name())
 		if owner != nil {
-			s.teardown(ctx, owner, "room record vanished", StopEnded)
+			s.teardown(ctx, owner, ReasonReclaimed, "room record vanished", StopEnded)
 		} else {
 			pl.Release()
 		}
@@ -121,7 +121,7 @@ func (s *Service) dropMemberOf(ctx context.Context, ep media.Endpoint) bool {
 		}
 		r.mu.Unlock()
 		if email != "" {
-			return s.removeViewer(ctx, r, email, ep, "viewer record vanished", StopError)
+			return s.removeViewer(ctx, r, email, ep, ReasonReclaimed, "viewer record vanished", StopError)
 		}
 	}
 	return false

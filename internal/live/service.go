@@ -43,6 +43,8 @@ type Options struct {
 	Logger *slog.Logger
 	// ReapInterval is how often orphan pipelines and endpoints are reclaimed (0: never).
 	ReapInterval time.Duration
+	// OnEvent observes lifecycle events (see events.go); it must not block.
+	OnEvent func(Event)
 }
 
 // Service implements the broadcast lifecycle.
@@ -63,6 +65,8 @@ type Service struct {
 // store's record. Its mutex serializes the room's lifecycle steps.
 type room struct {
 	id        string
+	title     string
+	profile   string
 	mu        sync.Mutex
 	pipeline  media.Pipeline
 	presenter *member
@@ -188,7 +192,7 @@ func (s *Service) Shutdown(ctx context.Context) {
 	s.mu.Unlock()
 	sort.Slice(rooms, func(i, j int) bool { return rooms[i].id < rooms[j].id })
 	for _, r := range rooms {
-		s.teardown(ctx, r, "server shutting down", StopEnded)
+		s.teardown(ctx, r, ReasonShutdown, "server shutting down", StopEnded)
 	}
 	s.log.Info("all broadcasts ended", "rooms", len(rooms))
 }

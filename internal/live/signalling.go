@@ -142,10 +142,10 @@ func (s *Service) SessionClosed(sessionID string) {
 	if m.role == store.RolePresenter {
 		s.log.Warn("presenter's WebSocket closed, ending broadcast", "room", m.roomID,
 			"presenter", m.email, "session", sessionID)
-		s.teardown(ctx, r, "presenter WebSocket closed", StopEnded)
+		s.teardown(ctx, r, ReasonDropped, "presenter WebSocket closed", StopEnded)
 		return
 	}
-	s.removeViewer(ctx, r, m.email, m.endpoint, "WebSocket closed", 0)
+	s.removeViewer(ctx, r, m.email, m.endpoint, ReasonDropped, "WebSocket closed", 0)
 }
 
 // Publish goes live and negotiates the presenter in one step (WHIP): the
@@ -157,7 +157,7 @@ func (s *Service) Publish(ctx context.Context, sess Session, email string, req S
 	answer, err := s.Present(ctx, sess, Offer{RoomID: req.RoomID, Email: email, SDP: offer, Gathered: true})
 	if err != nil {
 		if r := s.room(req.RoomID); r != nil {
-			s.teardown(ctx, r, "publish failed", StopEnded)
+			s.teardown(ctx, r, ReasonFailed, "publish failed", StopEnded)
 		}
 		return "", err
 	}
@@ -173,7 +173,7 @@ func (s *Service) Watch(ctx context.Context, sess Session, email, roomID, offer 
 	answer, err := s.View(ctx, sess, Offer{RoomID: roomID, Email: email, SDP: offer, Gathered: true})
 	if err != nil {
 		if r := s.room(roomID); r != nil {
-			s.removeViewer(ctx, r, email, nil, "offer failed", 0)
+			s.removeViewer(ctx, r, email, nil, ReasonFailed, "offer failed", 0)
 		}
 		return "", err
 	}

@@ -1,0 +1,61 @@
+package live
+
+import "time"
+
+// EventType names a change in a broadcast's life.
+type EventType string
+
+// The lifecycle events. Webhooks, metrics and recording hooks observe them.
+const (
+	EventRoomStarted       EventType = "room.started"
+	EventRoomFinished      EventType = "room.finished"
+	EventViewerJoined      EventType = "viewer.joined"
+	EventViewerLeft        EventType = "viewer.left"
+	EventRecordingFinished EventType = "recording.finished"
+)
+
+// Reasons carried by EventViewerLeft and EventRoomFinished.
+const (
+	ReasonLeave     = "leave"     // the viewer left (DELETE /room/view, WHEP DELETE)
+	ReasonDropped   = "dropped"   // the client vanished: WebSocket closed or media lost
+	ReasonEnded     = "ended"     // the presenter ended the room (DELETE /room/live, WHIP DELETE)
+	ReasonShutdown  = "shutdown"  // the server shut down
+	ReasonReclaimed = "reclaimed" // the room's record vanished, or a restart found it orphaned
+	ReasonFailed    = "failed"    // negotiation failed right after creation
+)
+
+// Event is one lifecycle change. Fields that do not apply are empty.
+type Event struct {
+	Type       EventType
+	Time       time.Time
+	RoomID     string
+	Title      string
+	ProfileURL string
+	Presenter  string
+	User       string // the viewer, for viewer events
+	Reason     string
+	Viewers    int // the room's viewer count after the change
+	// Recording is set on EventRecordingFinished.
+	Recording *Recording
+}
+
+// Recording describes a finished recording file.
+type Recording struct {
+	Path     string
+	Bytes    int64
+	Duration time.Duration
+	Codecs   []string
+}
+
+// emit hands an event to the observer. Events of one room are emitted in
+// order: callers hold the room's lock or act after its last change. The
+// observer must not block (queue and return).
+func (s *Service) emit(e Event) {
+	if s.opts.OnEvent == nil {
+		return
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	s.opts.OnEvent(e)
+}
