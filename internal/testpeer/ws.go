@@ -102,21 +102,13 @@ func (w *WS) readLoop() {
 	}
 }
 
-// OnCandidate calls f with each iceCandidate the server sends, at once with
-// those already received. f runs on the reader goroutine and must not block.
+// OnCandidate calls f with each iceCandidate the server sends from now on
+// (the server trickles only after an offer, so set it before offering). f
+// runs on the reader goroutine and must not block.
 func (w *WS) OnCandidate(f func(webrtc.ICECandidateInit)) {
 	w.mu.Lock()
 	w.onCandidate = f
-	var old []webrtc.ICECandidateInit
-	for _, m := range w.msgs {
-		if m.ID == IDIceCandidate && m.Candidate != nil {
-			old = append(old, *m.Candidate)
-		}
-	}
 	w.mu.Unlock()
-	for _, c := range old {
-		f(c)
-	}
 }
 
 // Next returns the next message with this id that Next has not returned yet,
