@@ -1,13 +1,14 @@
 package testpeer
 
 import (
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
 )
 
-// goroutineSettle is how long CheckGoroutines waits for goroutines to end:
-// pion and net/http end some of theirs a little after Close returns.
+// goroutineSettle is how long goroutines are given to end: pion and
+// net/http end some of theirs a little after Close returns.
 const goroutineSettle = 10 * time.Second
 
 // CheckGoroutines records the number of goroutines now and, when the test
@@ -19,20 +20,27 @@ func CheckGoroutines(t testing.TB) {
 	t.Helper()
 	base := runtime.NumGoroutine()
 	t.Cleanup(func() {
-		deadline := time.Now().Add(goroutineSettle)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= base {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("goroutine leak: %d goroutines, %d when the test began; all stacks:\n%s",
-					n, base, allStacks())
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
+		if err := WaitGoroutines(base); err != nil {
+			t.Error(err)
 		}
 	})
+}
+
+// WaitGoroutines waits for the number of goroutines to come down to base,
+// and returns an error with every goroutine's stack if it does not.
+func WaitGoroutines(base int) error {
+	deadline := time.Now().Add(goroutineSettle)
+	for {
+		n := runtime.NumGoroutine()
+		if n <= base {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("goroutine leak: %d goroutines, want at most %d; all stacks:\n%s",
+				n, base, allStacks())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func allStacks() string {
