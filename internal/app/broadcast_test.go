@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"time"
 	"testing"
 
 	"github.com/onair-live/onair/internal/live"
@@ -94,4 +95,51 @@ func TestBroadcastToThreeViewers(t *testing.T) {
 		t.Errorf("/media/pipelines after the end is %+v, want []", ps)
 	}
 	srv.WaitCounts(t, timeout, live.Counts{})
+}
+
+// A viewer's keyframe request (PLI) reaches the presenter and brings a
+// keyframe; a burst of requests is throttled to about one per 500 ms, so a
+// viewer cannot make the presenter send nothing but keyframes.
+func TestViewerKeyframeRequest(t *testing.T) {
+	srv := testpeer.StartServer(t, nil)
+	const ann = "ann@example.com"
+	// Keyframes only when asked for (and the first frame).
+	p := testpeer.MustPresenter(t, srv, ann, ann, testpeer.PresenterOptions{
+		Publisher: testpeer.PublisherOptions{KeyframeEvery: -1},
+	})
+	v := testpeer.MustViewer(t, srv, "v1@example.com", ann, testpeer.ViewerOptions{})
+	wantMedia(t, v, 15)
+
+	plis, keys := p.Peer.Stats().PLIs, v.Peer.Stats().Keyframes
+	if err := v.Peer.RequestKeyframe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Peer.WaitFor(within(t), "a keyframe after a PLI", func(s testpeer.ViewerStats) bool {
+		return s.Keyframes > keys
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Peer.Stats().PLIs; got <= plis {
+		t.Errorf("the presenter got no PLI (%d before, %d after)", plis, got)
+	}
+
+	// A burst of 50 requests, one every 10 ms.
+	plis = p.Peer.Stats().PLIs
+	start := time.Now()
+	for i := 0; i < 50; i++ {
+		if err := v.Peer.RequestKeyframe(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Let the last throttled request go out, then count: at most one PLI
+	// per 500 ms of the time elapsed, plus the first and a pending one.
+	wantMoreMedia(t, v, 30)
+	elapsed := time.Since(start)
+	got := p.Peer.Stats().PLIs - plis
+	limit := uint64(elapsed/(500*time.Millisecond)) + 2
+	t.Logf("%d PLIs reached the presenter for 50 requests in %s", got, elapsed.Round(time.Millisecond))
+	if got == 0 || got > limit {
+		t.Errorf("%d PLIs reached the presenter for 50 requests in %s, want 1 to %d", got, elapsed, limit)
+	}
 }
