@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/onair-live/onair/internal/live"
 	"github.com/onair-live/onair/internal/testpeer"
