@@ -40,6 +40,22 @@ func (p *plug) WriteTo(b []byte, addr net.Addr) (int, error) {
 	return p.PacketConn.WriteTo(b, addr)
 }
 
+// muxLog silences the UDP mux, which logs an error for each packet that
+// arrives for a connection its peer has just closed: the server keeps
+// sending until it sees the close, so every test would print some.
+type muxLog struct{}
+
+func (muxLog) Trace(string)          {}
+func (muxLog) Tracef(string, ...any) {}
+func (muxLog) Debug(string)          {}
+func (muxLog) Debugf(string, ...any) {}
+func (muxLog) Info(string)           {}
+func (muxLog) Infof(string, ...any)  {}
+func (muxLog) Warn(string)           {}
+func (muxLog) Warnf(string, ...any)  {}
+func (muxLog) Error(string)          {}
+func (muxLog) Errorf(string, ...any) {}
+
 // peer is what publishers and viewers share: a pion peer connection on its
 // own unpluggable loopback socket, and trickle ICE through the WebSocket.
 type peer struct {
@@ -68,7 +84,7 @@ func newPeer(m *webrtc.MediaEngine, ir *interceptor.Registry) (*peer, error) {
 		return nil, err
 	}
 	p := &peer{plug: &plug{PacketConn: conn}, created: time.Now(), changed: make(chan struct{})}
-	p.mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: p.plug})
+	p.mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: p.plug, Logger: muxLog{}})
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
