@@ -21,7 +21,7 @@ func TestLoadDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	checks := []struct {
-		name     string
+		name      string
 		got, want any
 	}{
 		{"Addr", c.Addr, ":8080"},
