@@ -17,9 +17,13 @@ import (
 
 	"github.com/onair-live/onair/internal/app"
 	"github.com/onair-live/onair/internal/config"
+	"github.com/onair-live/onair/internal/loadtest"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "loadtest" {
+		os.Exit(loadtest.Main(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:]))
 }
 

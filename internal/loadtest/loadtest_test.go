@@ -1,0 +1,243 @@
+package loadtest_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/onair-live/onair/internal/app"
+	"github.com/onair-live/onair/internal/config"
+	"github.com/onair-live/onair/internal/loadtest"
+)
+
+// startServer runs a real onair in this process on a loopback port and
+// returns its URL and the app; it is shut down when the test ends.
+func startServer(t *testing.T) (string, *app.App) {
+	t.Helper()
+	cfg, err := config.Load(nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Addr = "127.0.0.1:0"
+	cfg.ICELoopback = true
+	cfg.ICEAllowedIPs = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	a, err := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return "http://" + l.Addr().String(), a
+}
+
+// checkGoroutines fails the test if, once it has ended, goroutines started
+// during it are still running (but for os/signal's, which lives as long as
+// the process once Main has asked for signals).
+func checkGoroutines(t *testing.T) {
+	before := goroutines()
+	t.Cleanup(func() {
+		var left []string
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			left = left[:0]
+			for id, stack := range goroutines() {
+				if _, ok := before[id]; !ok && !strings.Contains(stack, "os/signal.loop") &&
+					!strings.Contains(stack, "checkGoroutines") {
+					left = append(left, stack)
+				}
+			}
+			if len(left) == 0 {
+				return
+			}
+		}
+		t.Errorf("%d goroutines left behind:\n%s", len(left), strings.Join(left, "\n\n"))
+	})
+}
+
+// goroutines returns the stack of every goroutine, by goroutine id.
+func goroutines() map[string]string {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	out := map[string]string{}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		id, _, _ := strings.Cut(strings.TrimPrefix(g, "goroutine "), " ")
+		out[id] = g
+	}
+	return out
+}
+
+// runLoad runs `onair loadtest` with args and returns its summary and the
+// viewer lines of its JSON output.
+func runLoad(t *testing.T, args ...string) (map[string]any, []map[string]any, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "out.jsonl")
+	var stdout, stderr bytes.Buffer
+	code := loadtest.Main(append(args, "-json", path), &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var summary map[string]any
+	var viewers []map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("JSON line %q: %v", sc.Text(), err)
+		}
+		switch m["type"] {
+		case "summary":
+			summary = m
+		case "viewer":
+			viewers = append(viewers, m)
+		}
+	}
+	if summary == nil {
+		t.Fatalf("no summary line; stdout:\n%s", stdout.String())
+	}
+	return summary, viewers, stdout.String()
+}
+
+// num reads a number at a dotted path of a JSON object.
+func num(t *testing.T, m map[string]any, path string) float64 {
+	t.Helper()
+	var v any = m
+	for _, k := range strings.Split(path, ".") {
+		obj, ok := v.(map[string]any)
+		if !ok {
+			t.Fatalf("%s: not an object at %q", path, k)
+		}
+		v = obj[k]
+	}
+	f, ok := v.(float64)
+	if !ok {
+		t.Fatalf("%s: %v is not a number", path, v)
+	}
+	return f
+}
+
+// TestRealRuns loads a real onair with 5 viewers over each protocol, each
+// codec and each way of publishing, and checks what the report says.
+func TestRealRuns(t *testing.T) {
+	checkGoroutines(t)
+	url, a := startServer(t)
+	const viewers = 5
+	cases := []struct{ protocol, publish, codec string }{
+		{"ws", "ws", "h264"},
+		{"ws", "whip", "vp8"},
+		{"whep", "whip", "h264"},
+		{"whep", "ws", "vp8"},
+	}
+	t.Run("group", func(t *testing.T) {
+		for i, c := range cases {
+			t.Run(c.protocol+"-"+c.publish+"-"+c.codec, func(t *testing.T) {
+				t.Parallel()
+				args := []string{"-url", url, "-protocol", c.protocol, "-publish", c.publish, "-codec", c.codec,
+					"-viewers", strconv.Itoa(viewers), "-rate", "50", "-duration", "2s", "-progress", "0",
+					"-bitrate", "1M", "-keyint", "1s", "-room", "test-" + strconv.Itoa(i)}
+				if i == 0 {
+					args = append(args, "-pid", strconv.Itoa(os.Getpid()))
+				}
+				s, lines, table := runLoad(t, args...)
+				t.Logf("\n%s", table)
+				if got := num(t, s, "viewersConnected"); got != viewers {
+					t.Errorf("viewers connected: %v, want %d (failures: %v)", got, viewers, s["failures"])
+				}
+				if got := num(t, s, "viewersFailed") + num(t, s, "viewersLost"); got != 0 {
+					t.Errorf("viewers failed or lost: %v", got)
+				}
+				if got := num(t, s, "viewersWithKeyframe"); got != viewers {
+					t.Errorf("viewers that saw a keyframe: %v, want %d", got, viewers)
+				}
+				for _, k := range []string{"lossVideoPercent.max", "lossAudioPercent.max"} {
+					if got := num(t, s, k); got > 1 {
+						t.Errorf("%s = %v%%, want at most 1%%", k, got)
+					}
+				}
+				for _, k := range []string{"forwardingVideoMs.n", "forwardingAudioMs.n", "firstKeyframeMs.n",
+					"joinConnectedMs.n", "rxPacketsPerSecond", "tool.seconds"} {
+					if num(t, s, k) <= 0 {
+						t.Errorf("%s is not positive", k)
+					}
+				}
+				if got := num(t, s, "leaveErrors"); got != 0 {
+					t.Errorf("leave errors: %v", got)
+				}
+				if s["endError"] != nil {
+					t.Errorf("ending the broadcast: %v", s["endError"])
+				}
+				if i == 0 && num(t, s, "server.seconds") <= 0 {
+					t.Errorf("no server usage with -pid: %v", s["serverError"])
+				}
+				if len(lines) != viewers {
+					t.Errorf("%d viewer lines, want %d", len(lines), viewers)
+				}
+				for _, l := range lines {
+					if l["state"] != "connected" || num(t, l, "videoReceived") == 0 || num(t, l, "audioReceived") == 0 {
+						t.Errorf("viewer line %v", l)
+					}
+				}
+			})
+		}
+	})
+	rooms, err := a.Service().Rooms(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rooms) != 0 {
+		t.Errorf("rooms left after the runs: %v", rooms)
+	}
+	if p := a.Service().Pipelines(); len(p) != 0 {
+		t.Errorf("pipelines left after the runs: %d", len(p))
+	}
+}
+
+func TestFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-protocol", "rtmp"},
+		{"-publish", "whep"},
+		{"-codec", "av1"},
+		{"-bitrate", "fast"},
+		{"-fps", "0"},
+		{"extra"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := loadtest.Main(args, &out, &errOut); code != 2 {
+			t.Errorf("%v: exit code %d, want 2", args, code)
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := loadtest.Main([]string{"-url", "http://127.0.0.1:1", "-viewers", "1", "-join-timeout", "2s"}, &out, &errOut); code != 1 {
+		t.Errorf("no server: exit code %d, want 1; stderr %s", code, errOut.String())
+	}
+}

@@ -1,0 +1,351 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// leaveConcurrency bounds the viewers leaving at once at the end.
+const leaveConcurrency = 32
+
+// runner is one run: the publisher, the viewers and what they share.
+type runner struct {
+	o   *Options
+	c   *client
+	api *webrtc.API // the viewers'
+	out *jsonLines
+	log io.Writer
+
+	pub *publisher
+
+	viewers []*viewer    // allocated up front; started counts those in use
+	started atomic.Int64 // viewers whose join has begun
+	joining sync.WaitGroup
+
+	measuring                  atomic.Bool
+	videoLatency, audioLatency *histogram
+	phase                      atomic.Pointer[string]
+	began                      time.Time
+}
+
+// run performs one load test and returns its summary. A cancelled ctx
+// (Ctrl-C) cuts the phase in progress short; the run still reports and
+// tears down.
+func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summary, error) {
+	c, err := newClient(o.URL, o.BasePath)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	api, err := viewerAPI(o.LoopbackOnly)
+	if err != nil {
+		return nil, err
+	}
+	r := &runner{o: o, c: c, api: api, out: out, log: log, viewers: make([]*viewer, o.Viewers),
+		videoLatency: &histogram{}, audioLatency: &histogram{}, began: time.Now()}
+	r.setPhase("publishing")
+	pctx, cancel := context.WithTimeout(ctx, o.JoinTimeout)
+	r.pub, err = startPublisher(pctx, o, c)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	toolBefore, _ := readProc("self") // the tool with its publisher and no viewer
+
+	stopProgress := r.startProgress()
+	r.setPhase("joining")
+	r.joinAll(ctx)
+
+	r.setPhase("measuring")
+	var server, tool *procWatch
+	if o.PID > 0 {
+		server = newProcWatch(strconv.Itoa(o.PID))
+	}
+	tool = newProcWatch("self")
+	rx0, bytes0 := r.received()
+	pub0 := r.pub.packets.Load()
+	stopProfile := startCPUProfile(o.CPUProfile, log)
+	windowStart := time.Now()
+	r.measuring.Store(true)
+	r.measure(ctx, server, tool)
+	r.measuring.Store(false)
+	window := time.Since(windowStart)
+	stopProfile()
+	writeHeapProfile(o.MemProfile, log)
+	rx1, bytes1 := r.received()
+	pub1 := r.pub.packets.Load()
+	stopProgress()
+
+	s := r.summarize(window)
+	if secs := window.Seconds(); secs > 0 {
+		s.PacketsPerSecond = float64(rx1-rx0) / secs
+		s.MbitPerSecond = float64(bytes1-bytes0) * 8 / secs / 1e6
+		s.PublisherPacketsPerSecond = float64(pub1-pub0) / secs
+	}
+	if server != nil {
+		u, err := server.usage()
+		s.Server = &u
+		if err != nil {
+			s.ServerError = err.Error()
+		}
+	}
+	s.Tool, _ = tool.usage()
+	if s.ViewersConnected > 0 {
+		n := float64(s.ViewersConnected)
+		s.ToolCPUPerViewer = s.Tool.CPUCorePercent / n
+		if toolBefore.rssBytes > 0 {
+			s.ToolRSSPerViewerKB = (s.Tool.RSSEndMB*(1<<20) - float64(toolBefore.rssBytes)) / 1024 / n
+		}
+	}
+	for _, v := range r.viewers[:r.started.Load()] {
+		out.write(v.result())
+	}
+
+	r.setPhase("leaving")
+	s.LeaveErrors = r.leaveAll()
+	if err := r.pub.close(context.Background()); err != nil {
+		s.EndError = err.Error()
+	}
+	return s, nil
+}
+
+func (r *runner) setPhase(p string) { r.phase.Store(&p) }
+
+// joinAll starts the viewers at the configured rate and waits until each
+// has connected or failed.
+func (r *runner) joinAll(ctx context.Context) {
+	var interval time.Duration
+	if r.o.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / r.o.Rate)
+	}
+	next := time.Now()
+	for i := range r.viewers {
+		if wait := time.Until(next); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		next = next.Add(interval)
+		v := newViewer(r, i)
+		r.viewers[i] = v
+		r.started.Add(1)
+		r.joining.Add(1)
+		go func() {
+			defer r.joining.Done()
+			jctx, cancel := context.WithTimeout(ctx, r.o.JoinTimeout)
+			defer cancel()
+			v.join(jctx)
+		}()
+	}
+	r.joining.Wait()
+}
+
+// measure samples the processes every second for the measurement window.
+func (r *runner) measure(ctx context.Context, server, tool *procWatch) {
+	end := time.NewTimer(r.o.Duration)
+	defer end.Stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			if server != nil {
+				server.sample()
+			}
+			tool.sample()
+		case <-end.C:
+			if server != nil {
+				server.sample()
+			}
+			tool.sample()
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// received sums the packets and bytes every viewer has received.
+func (r *runner) received() (packets, bytes uint64) {
+	for _, v := range r.viewers[:r.started.Load()] {
+		packets += v.video.received.Load() + v.audio.received.Load()
+		bytes += v.video.bytes.Load() + v.audio.bytes.Load()
+	}
+	return packets, bytes
+}
+
+// leaveAll makes every viewer leave, a bounded number at a time, and
+// returns how many leaves the server refused.
+func (r *runner) leaveAll() int {
+	var (
+		wg      sync.WaitGroup
+		refused atomic.Int64
+	)
+	sem := make(chan struct{}, leaveConcurrency)
+	for _, v := range r.viewers[:r.started.Load()] {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			// A viewer that never got in may have nothing to leave.
+			if err := v.leave(ctx); err != nil && v.state.Load() != stateFailed {
+				refused.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return int(refused.Load())
+}
+
+// Progress is the line printed (and written as JSON) every -progress.
+type Progress struct {
+	Type          string  `json:"type"` // "progress"
+	Seconds       float64 `json:"t"`
+	Phase         string  `json:"phase"`
+	Started       int     `json:"started"`
+	Connected     int     `json:"connected"`
+	Failed        int     `json:"failed"`
+	Lost          int     `json:"lost"`
+	RxPPS         float64 `json:"rxPps"`
+	RxMbps        float64 `json:"rxMbps"`
+	PublisherPLIs uint64  `json:"publisherPlis"`
+	ToolCPU       float64 `json:"toolCpuCorePercent"`
+	ServerCPU     float64 `json:"serverCpuCorePercent,omitempty"`
+}
+
+// startProgress prints a progress line every interval until the returned
+// function is called.
+func (r *runner) startProgress() (stop func()) {
+	if r.o.Progress <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(r.o.Progress)
+		defer tick.Stop()
+		lastPkts, lastBytes := r.received()
+		lastSelf, _ := readProc("self")
+		var lastServer procSample
+		if r.o.PID > 0 {
+			lastServer, _ = readProc(strconv.Itoa(r.o.PID))
+		}
+		last := time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			now := time.Now()
+			secs := now.Sub(last).Seconds()
+			pkts, bytes := r.received()
+			p := Progress{Type: "progress", Seconds: now.Sub(r.began).Seconds(), Phase: *r.phase.Load(),
+				Started: int(r.started.Load()), RxPPS: float64(pkts-lastPkts) / secs,
+				RxMbps: float64(bytes-lastBytes) * 8 / secs / 1e6, PublisherPLIs: r.pub.plis.Load()}
+			for _, v := range r.viewers[:p.Started] {
+				switch v.state.Load() {
+				case stateConnected:
+					p.Connected++
+				case stateFailed:
+					p.Failed++
+				case stateLost:
+					p.Lost++
+				}
+			}
+			if self, err := readProc("self"); err == nil {
+				p.ToolCPU = cpuPercent(lastSelf, self)
+				lastSelf = self
+			}
+			if r.o.PID > 0 {
+				if srv, err := readProc(strconv.Itoa(r.o.PID)); err == nil {
+					p.ServerCPU = cpuPercent(lastServer, srv)
+					lastServer = srv
+				}
+			}
+			lastPkts, lastBytes, last = pkts, bytes, now
+			r.out.write(p)
+			r.printProgress(p)
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+func cpuPercent(a, b procSample) float64 {
+	secs := b.at.Sub(a.at).Seconds()
+	if secs <= 0 || a.at.IsZero() {
+		return 0
+	}
+	return 100 * float64(b.cpuTicks-a.cpuTicks) / clockTicks / secs
+}
+
+func (r *runner) printProgress(p Progress) {
+	line := fmt.Sprintf("[%5.1fs] %-9s viewers %d/%d connected %d failed %d lost %d  rx %.0f pps %.1f Mbit/s  PLIs %d  tool CPU %.0f%%",
+		p.Seconds, p.Phase, p.Started, r.o.Viewers, p.Connected, p.Failed, p.Lost, p.RxPPS, p.RxMbps,
+		p.PublisherPLIs, p.ToolCPU)
+	if r.o.PID > 0 {
+		line += fmt.Sprintf("  server CPU %.0f%%", p.ServerCPU)
+	}
+	fmt.Fprintln(r.log, line)
+}
+
+// startCPUProfile profiles the tool itself (what it costs per viewer) if
+// path is set.
+func startCPUProfile(path string, log io.Writer) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(log, "onair loadtest: CPU profile:", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(log, "onair loadtest: CPU profile:", err)
+		_ = f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
+}
+
+func writeHeapProfile(path string, log io.Writer) {
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.WriteHeapProfile(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(log, "onair loadtest: heap profile:", err)
+	}
+}
