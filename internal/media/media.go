@@ -100,9 +100,21 @@ type EndpointStats struct {
 	State          string `json:"state"`
 	PacketsIn      uint64 `json:"packetsIn"`
 	PacketsOut     uint64 `json:"packetsOut"`
+	BytesIn        uint64 `json:"bytesIn"`  // RTP header and payload
+	BytesOut       uint64 `json:"bytesOut"` // RTP header and payload
 	PacketsDropped uint64 `json:"packetsDropped"`
 	NACKs          uint64 `json:"nacks"`
 	PLIs           uint64 `json:"plis"`
+}
+
+// Traffic is an engine's endpoint counters summed over every endpoint it has
+// had, released ones included: each figure only grows.
+type Traffic struct {
+	PacketsIn, PacketsOut uint64
+	BytesIn, BytesOut     uint64
+	// PacketsDropped counts packets a slow viewer's full queue refused.
+	PacketsDropped uint64
+	NACKs, PLIs    uint64
 }
 
 // Usage is how much of the machine the media engine uses, in percent.

@@ -179,6 +179,7 @@ func (d *downTrack) write(p *packet) {
 	d.exts = h.Extensions[:0]
 	if _, err := b.writer.WriteRTP(h, p.payload); err == nil {
 		d.sub.ep.packetsOut.Add(1)
+		d.sub.ep.bytesOut.Add(uint64(h.MarshalSize() + len(p.payload)))
 	}
 }
 

@@ -38,6 +38,7 @@ type Endpoint struct {
 	connected bool
 	timer     *time.Timer // connect or disconnect deadline
 	state     webrtc.PeerConnectionState
+	offerAt   time.Time // when the offer being negotiated arrived
 
 	failOnce sync.Once
 	done     chan struct{}
@@ -47,6 +48,7 @@ type Endpoint struct {
 	sub    *subscriber // subscriber: its queue and tracks
 
 	packetsIn, packetsOut, dropped, nacks, plis atomic.Uint64
+	bytesIn, bytesOut                           atomic.Uint64
 }
 
 var _ media.Endpoint = (*Endpoint)(nil)
@@ -87,6 +89,7 @@ func (e *Endpoint) processOffer(ctx context.Context, offer string, gathered bool
 		e.mu.Unlock()
 		return "", media.ErrAlreadyNegotiated
 	}
+	e.offerAt = time.Now()
 	e.mu.Unlock()
 
 	var (
@@ -238,7 +241,7 @@ func (e *Endpoint) onState(pc *webrtc.PeerConnection, s webrtc.PeerConnectionSta
 		e.mu.Unlock()
 		return
 	}
-	first := false
+	first, took := false, time.Duration(0)
 	sub := e.sub
 	switch s {
 	case webrtc.PeerConnectionStateConnected:
@@ -248,6 +251,7 @@ func (e *Endpoint) onState(pc *webrtc.PeerConnection, s webrtc.PeerConnectionSta
 		}
 		first = !e.connected
 		e.connected = true
+		took = time.Since(e.offerAt)
 	case webrtc.PeerConnectionStateDisconnected:
 		if e.timer != nil {
 			e.timer.Stop()
@@ -268,7 +272,8 @@ func (e *Endpoint) onState(pc *webrtc.PeerConnection, s webrtc.PeerConnectionSta
 	}
 	e.mu.Unlock()
 	if first {
-		e.log.Info("media connected")
+		e.log.Info("media connected", "took", took.Round(time.Millisecond))
+		e.p.engine.connected(e.role, took)
 		if sub != nil {
 			sub.attach()
 		}
@@ -301,6 +306,7 @@ func (e *Endpoint) Stats() media.EndpointStats {
 	e.mu.Unlock()
 	return media.EndpointStats{
 		State: state, PacketsIn: e.packetsIn.Load(), PacketsOut: e.packetsOut.Load(),
+		BytesIn: e.bytesIn.Load(), BytesOut: e.bytesOut.Load(),
 		PacketsDropped: e.dropped.Load(), NACKs: e.nacks.Load(), PLIs: e.plis.Load(),
 	}
 }
@@ -334,7 +340,7 @@ func (e *Endpoint) Release() {
 		}
 	}
 	e.wg.Wait()
-	e.p.forget(e)
+	e.p.engine.retire(e) // leaves the pipeline, counters kept
 	e.log.Debug("endpoint released")
 }
 

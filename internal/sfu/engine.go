@@ -49,6 +49,10 @@ type Config struct {
 	// QueueLength is each subscriber's packet queue length.
 	QueueLength int
 	Logger      *slog.Logger
+
+	// OnConnect, if set, is told each endpoint's time from its offer to its
+	// first media connection (stats.go). It must not block.
+	OnConnect func(role media.Role, took time.Duration)
 }
 
 func (c *Config) setDefaults() {
@@ -76,6 +80,7 @@ type Engine struct {
 	setting webrtc.SettingEngine
 	udpMux  ice.UDPMux
 	sampler *sysstat.Sampler
+	stats   engineStats // totals of released endpoints: stats.go
 
 	mu        sync.Mutex
 	pipelines map[string]*Pipeline

@@ -94,6 +94,7 @@ func (t *upTrack) readLoop(remote *webrtc.TrackRemote) {
 			continue
 		}
 		t.ep.packetsIn.Add(1)
+		t.ep.bytesIn.Add(uint64(n))
 		t.dispatch(p)
 	}
 }
