@@ -20,6 +20,8 @@ const (
 	Publisher Role = iota + 1
 	// Subscriber endpoints send the broadcast to one viewer.
 	Subscriber
+	// Recorder endpoints hand the broadcast to a Sink (see sink.go).
+	Recorder
 )
 
 func (r Role) String() string {
@@ -28,6 +30,8 @@ func (r Role) String() string {
 		return "publisher"
 	case Subscriber:
 		return "subscriber"
+	case Recorder:
+		return "recorder"
 	}
 	return "unknown"
 }
@@ -67,6 +71,9 @@ type Pipeline interface {
 	Name() string
 	CreatedAt() time.Time
 	NewEndpoint(role Role, name string, ev Events) (Endpoint, error)
+	// NewRecorder creates a Recorder endpoint that feeds the broadcast to
+	// sink like a viewer, and closes sink when it is released.
+	NewRecorder(name string, sink Sink) (Endpoint, error)
 	Endpoints() []Endpoint
 	// Release releases every endpoint and the pipeline. Idempotent.
 	Release()

@@ -46,6 +46,7 @@ type Endpoint struct {
 
 	tracks []*upTrack  // publisher: what it publishes
 	sub    *subscriber // subscriber: its queue and tracks
+	rec    *recording  // recorder (recorder.go): set at creation, never changed
 
 	packetsIn, packetsOut, dropped, nacks, plis atomic.Uint64
 	bytesIn, bytesOut                           atomic.Uint64
@@ -88,6 +89,9 @@ func (e *Endpoint) processOffer(ctx context.Context, offer string, gathered bool
 	case e.pc != nil:
 		e.mu.Unlock()
 		return "", media.ErrAlreadyNegotiated
+	case e.rec != nil:
+		e.mu.Unlock()
+		return "", errRecorderOffer
 	}
 	e.offerAt = time.Now()
 	e.mu.Unlock()
@@ -304,6 +308,9 @@ func (e *Endpoint) Stats() media.EndpointStats {
 		state = "new"
 	}
 	e.mu.Unlock()
+	if e.rec != nil {
+		state = e.rec.state()
+	}
 	return media.EndpointStats{
 		State: state, PacketsIn: e.packetsIn.Load(), PacketsOut: e.packetsOut.Load(),
 		BytesIn: e.bytesIn.Load(), BytesOut: e.bytesOut.Load(),
@@ -331,6 +338,9 @@ func (e *Endpoint) Release() {
 	if sub != nil {
 		sub.detach()
 	}
+	if e.rec != nil {
+		e.rec.detach()
+	}
 	for _, t := range tracks {
 		t.close()
 	}
@@ -340,6 +350,9 @@ func (e *Endpoint) Release() {
 		}
 	}
 	e.wg.Wait()
+	if e.rec != nil {
+		e.rec.finish()
+	}
 	e.p.engine.retire(e) // leaves the pipeline, counters kept
 	e.log.Debug("endpoint released")
 }

@@ -1,6 +1,10 @@
 package sfu
 
-import "github.com/pion/rtp"
+import (
+	"time"
+
+	"github.com/pion/rtp"
+)
 
 // packet is one RTP packet as the presenter sent it. Once made it is never
 // modified, so that every viewer's writer can read it at once; a writer that
@@ -10,6 +14,7 @@ type packet struct {
 	payload  []byte
 	keyframe bool // starts a keyframe
 	exts     []extension
+	arrival  time.Time // when it was read from the presenter (for recorders)
 }
 
 // extension is one header extension of a packet, read once on arrival.

@@ -42,7 +42,7 @@ type upTrack struct {
 	gopStart   uint16
 	haveGOP    bool
 
-	downs atomic.Pointer[[]*downTrack] // copy-on-write snapshot
+	downs atomic.Pointer[[]consumer] // copy-on-write snapshot
 
 	ssrc atomic.Uint32 // the presenter's SSRC, once its first packet arrives
 
@@ -61,8 +61,14 @@ func newUpTrack(ep *Endpoint, kind webrtc.RTPCodecType, c webrtc.RTPCodecParamet
 	}
 	t := &upTrack{ep: ep, kind: kind, codec: c, extensions: exts,
 		isVideo: kind == webrtc.RTPCodecTypeVideo, cache: newPacketCache(size)}
-	t.downs.Store(&[]*downTrack{})
+	t.downs.Store(&[]consumer{})
 	return t
+}
+
+// consumer is what a published track fans out to: a viewer's downTrack, or
+// a recorder's track (recorder.go). enqueue must never block.
+type consumer interface {
+	enqueue(p *packet)
 }
 
 // start runs the read loop for the presenter's remote track.
@@ -93,6 +99,7 @@ func (t *upTrack) readLoop(remote *webrtc.TrackRemote) {
 		if err != nil {
 			continue
 		}
+		p.arrival = time.Now()
 		t.ep.packetsIn.Add(1)
 		t.ep.bytesIn.Add(uint64(n))
 		t.dispatch(p)
@@ -135,7 +142,7 @@ func (t *upTrack) trackGOP(p *packet) {
 // addDown attaches a viewer's track. A video viewer is first sent the cached
 // pictures since the last keyframe, so it can decode at once, and the
 // presenter is asked for a fresh keyframe when there is none to send.
-func (t *upTrack) addDown(d *downTrack) {
+func (t *upTrack) addDown(d consumer) {
 	t.mu.Lock()
 	var replay []*packet
 	if t.isVideo && t.haveGOP {
@@ -148,7 +155,7 @@ func (t *upTrack) addDown(d *downTrack) {
 		d.enqueue(p)
 	}
 	old := *t.downs.Load()
-	next := make([]*downTrack, len(old), len(old)+1)
+	next := make([]consumer, len(old), len(old)+1)
 	copy(next, old)
 	next = append(next, d)
 	t.downs.Store(&next)
@@ -158,11 +165,11 @@ func (t *upTrack) addDown(d *downTrack) {
 	}
 }
 
-func (t *upTrack) removeDown(d *downTrack) {
+func (t *upTrack) removeDown(d consumer) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := *t.downs.Load()
-	next := make([]*downTrack, 0, len(old))
+	next := make([]consumer, 0, len(old))
 	for _, x := range old {
 		if x != d {
 			next = append(next, x)
