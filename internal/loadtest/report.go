@@ -94,8 +94,8 @@ func (r *runner) summarize(window time.Duration) *Summary {
 			}
 		}
 		s.ViewerPLIs += res.PLIsSent
-		if res.ConnectedMs == nil {
-			continue
+		if st := v.state.Load(); st != stateConnected && st != stateLost {
+			continue // it may have connected after its join timed out: not counted
 		}
 		lossV = append(lossV, res.VideoLossPct)
 		if o.Audio {

@@ -93,9 +93,11 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 	}
 	if server != nil {
 		u, err := server.usage()
-		s.Server = &u
+		if u.Seconds > 0 {
+			s.Server = &u
+		}
 		if err != nil {
-			s.ServerError = err.Error()
+			s.ServerError = fmt.Sprintf("pid %d: %v", o.PID, err)
 		}
 	}
 	s.Tool, _ = tool.usage()
