@@ -125,3 +125,52 @@ func (w *procWatch) usage() (ProcUsage, error) {
 	}
 	return u, w.err
 }
+
+// cpuTimes reads the machine's busy and total CPU time (/proc/stat), in
+// clock ticks over all cores.
+func cpuTimes() (busy, total uint64, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := bytes.Fields(line)
+	if len(f) < 5 || string(f[0]) != "cpu" {
+		return 0, 0, errors.New("unexpected /proc/stat format")
+	}
+	for i, v := range f[1:] {
+		n, err := strconv.ParseUint(string(v), 10, 64)
+		if err != nil {
+			return 0, 0, errors.New("unexpected /proc/stat format")
+		}
+		if i >= 8 { // guest time is already counted in user time
+			break
+		}
+		total += n
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, total, nil
+}
+
+// machineWatch measures how busy the whole machine was over a window, so
+// that a report shows when something besides the server and the tool ran.
+type machineWatch struct {
+	busy, total uint64
+	ok          bool
+}
+
+func newMachineWatch() *machineWatch {
+	busy, total, err := cpuTimes()
+	return &machineWatch{busy: busy, total: total, ok: err == nil}
+}
+
+// busyPercent is the share of all cores' time spent busy since the start.
+func (m *machineWatch) busyPercent() (float64, bool) {
+	busy, total, err := cpuTimes()
+	if err != nil || !m.ok || total <= m.total {
+		return 0, false
+	}
+	return 100 * float64(busy-m.busy) / float64(total-m.total), true
+}

@@ -59,6 +59,9 @@ type Summary struct {
 	Tool               ProcUsage  `json:"tool"`
 	ToolCPUPerViewer   float64    `json:"toolCpuCorePercentPerViewer"`
 	ToolRSSPerViewerKB float64    `json:"toolRssPerViewerKB"`
+	// MachineBusy is the share of all cores busy over the window, whoever
+	// used them: well above server + tool, something else was running.
+	MachineBusy *float64 `json:"machineBusyPercent,omitempty"`
 
 	LeaveErrors int    `json:"leaveErrors"`
 	EndError    string `json:"endError,omitempty"`
@@ -187,6 +190,9 @@ func writeTable(w io.Writer, s *Summary) {
 	}
 	fmt.Fprintf(w, "load tool:      %s\n", usageText(s.Tool))
 	fmt.Fprintf(w, "load tool per viewer: %.2f%% of a core, %.0f KB RSS\n", s.ToolCPUPerViewer, s.ToolRSSPerViewerKB)
+	if s.MachineBusy != nil {
+		fmt.Fprintf(w, "machine: %.1f%% of all %d cores busy over the window (every process)\n", *s.MachineBusy, s.Tool.Cores)
+	}
 	if s.LeaveErrors > 0 || s.EndError != "" {
 		fmt.Fprintf(w, "teardown: %d leaves refused; end of broadcast: %s\n", s.LeaveErrors, orNone(s.EndError))
 	}

@@ -71,6 +71,7 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 		server = newProcWatch(strconv.Itoa(o.PID))
 	}
 	tool = newProcWatch("self")
+	machine := newMachineWatch()
 	rx0, bytes0 := r.received()
 	pub0 := r.pub.packets.Load()
 	stopProfile := startCPUProfile(o.CPUProfile, log)
@@ -79,6 +80,7 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 	r.measure(ctx, server, tool)
 	r.measuring.Store(false)
 	window := time.Since(windowStart)
+	machineBusy, machineOK := machine.busyPercent()
 	stopProfile()
 	writeHeapProfile(o.MemProfile, log)
 	rx1, bytes1 := r.received()
@@ -101,6 +103,9 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 		}
 	}
 	s.Tool, _ = tool.usage()
+	if machineOK {
+		s.MachineBusy = &machineBusy
+	}
 	if s.ViewersConnected > 0 {
 		n := float64(s.ViewersConnected)
 		s.ToolCPUPerViewer = s.Tool.CPUCorePercent / n

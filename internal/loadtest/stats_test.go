@@ -99,6 +99,11 @@ func TestReadProc(t *testing.T) {
 	if _, err := readProc("0"); err == nil {
 		t.Error("pid 0 read")
 	}
+	busy, total, err := cpuTimes()
+	if err != nil || total == 0 || busy > total {
+		t.Errorf("cpuTimes = %d, %d, %v", busy, total, err)
+	}
+	m := newMachineWatch()
 	w := newProcWatch("self")
 	for start := time.Now(); time.Since(start) < 50*time.Millisecond; {
 	} // burn some CPU
@@ -106,6 +111,9 @@ func TestReadProc(t *testing.T) {
 	u, err := w.usage()
 	if err != nil || u.Seconds <= 0 || u.RSSMaxMB <= 0 || u.Cores <= 0 {
 		t.Errorf("usage %+v, %v", u, err)
+	}
+	if p, ok := m.busyPercent(); !ok || p <= 0 || p > 100 {
+		t.Errorf("machine busy %v%% (%v) while this test burnt CPU", p, ok)
 	}
 }
 
