@@ -165,9 +165,9 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, k kind) {
 		problem(w, http.StatusUnauthorized, "a valid stream key is required: Authorization: Bearer <key>")
 		return
 	}
-	offer, err := readBody(w, r, s.cfg.MaxBodyBytes)
+	offer, status, err := readBody(w, r, s.cfg.MaxBodyBytes)
 	if err != nil {
-		problem(w, http.StatusBadRequest, err.Error())
+		problem(w, status, err.Error())
 		return
 	}
 	q := r.URL.Query()
@@ -254,9 +254,9 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, k kind) {
 		problem(w, http.StatusPreconditionRequired, "If-Match with the session's ETag is required")
 		return
 	}
-	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
+	body, status, err := readBody(w, r, s.cfg.MaxBodyBytes)
 	if err != nil {
-		problem(w, http.StatusBadRequest, err.Error())
+		problem(w, status, err.Error())
 		return
 	}
 	frag, err := parseFrag(body)
@@ -370,19 +370,21 @@ func isSDP(r *http.Request) bool {
 	return strings.EqualFold(strings.TrimSpace(ct), "application/sdp")
 }
 
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) (string, error) {
+// readBody reads a body of at most limit bytes, or says which status
+// refuses it: 413 when it is larger, 400 when empty or unreadable.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) (string, int, error) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return "", fmt.Errorf("body larger than %d bytes", limit)
+			return "", http.StatusRequestEntityTooLarge, fmt.Errorf("body larger than %d bytes", limit)
 		}
-		return "", fmt.Errorf("cannot read body: %v", err)
+		return "", http.StatusBadRequest, fmt.Errorf("cannot read body: %v", err)
 	}
 	if len(strings.TrimSpace(string(b))) == 0 {
-		return "", errors.New("empty body")
+		return "", http.StatusBadRequest, errors.New("empty body")
 	}
-	return string(b), nil
+	return string(b), http.StatusOK, nil
 }
 
 // problem writes a plain-text error, as WHIP clients (OBS, FFmpeg) show it.
