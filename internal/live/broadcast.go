@@ -22,6 +22,9 @@ func (s *Service) StartBroadcast(ctx context.Context, email string, req StartReq
 	if err := Required(map[string]string{"email": email, "roomId": req.RoomID}); err != nil {
 		return RoomInfo{}, err
 	}
+	if err := s.admit(); err != nil {
+		return RoomInfo{}, err
+	}
 	if _, err := s.store.User(ctx, email); err == nil {
 		return RoomInfo{}, ErrAlreadyIn.With("%s is already in a room", email)
 	} else if !isNotFound(err) {
@@ -61,6 +64,7 @@ func (s *Service) StartBroadcast(ctx context.Context, email string, req StartReq
 	}
 	if err != nil {
 		s.log.Error("cannot create pipeline", "room", r.id, "err", err)
+		s.mediaError("cannot create a pipeline for room "+r.id, err)
 		return fail(ErrKMSNoPipeline.Wrap(err))
 	}
 	defer s.markPending(pl.ID(), false)
@@ -69,6 +73,7 @@ func (s *Service) StartBroadcast(ctx context.Context, email string, req StartReq
 	if err != nil {
 		pl.Release()
 		s.log.Error("cannot create presenter endpoint", "room", r.id, "err", err)
+		s.mediaError("cannot create the presenter's endpoint in room "+r.id, err)
 		return fail(ErrKMSNoEndpoint.Wrap(err))
 	}
 	defer s.markPending(ep.ID(), false)
@@ -215,6 +220,7 @@ func (s *Service) Join(ctx context.Context, email, roomID string) (RoomInfo, err
 	ep, err := s.newEndpoint(r.pipeline, media.Subscriber, m, r)
 	if err != nil {
 		s.log.Error("cannot create viewer endpoint", "room", roomID, "viewer", email, "err", err)
+		s.mediaError("cannot create a viewer's endpoint in room "+roomID, err)
 		return RoomInfo{}, ErrKMSNoEndpoint.Wrap(err)
 	}
 	defer s.markPending(ep.ID(), false)

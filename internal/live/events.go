@@ -1,6 +1,11 @@
 package live
 
-import "time"
+import (
+	"errors"
+	"time"
+
+	"github.com/onair-live/onair/internal/media"
+)
 
 // EventType names a change in a broadcast's life.
 type EventType string
@@ -58,4 +63,24 @@ func (s *Service) emit(e Event) {
 		e.Time = time.Now()
 	}
 	s.opts.OnEvent(e)
+}
+
+// admit asks Options.Admit whether a broadcast may start now.
+func (s *Service) admit() error {
+	if s.opts.Admit == nil {
+		return nil
+	}
+	if err := s.opts.Admit(); err != nil {
+		s.log.Warn("broadcast refused", "why", err)
+		return ErrUnavailable.With("%v", err)
+	}
+	return nil
+}
+
+// mediaError tells Options.OnMediaError what the media engine failed to do.
+// A released pipeline is a room ending meanwhile, not a failure.
+func (s *Service) mediaError(what string, err error) {
+	if s.opts.OnMediaError != nil && !errors.Is(err, media.ErrReleased) {
+		s.opts.OnMediaError(what, err)
+	}
 }

@@ -45,6 +45,13 @@ type Options struct {
 	ReapInterval time.Duration
 	// OnEvent observes lifecycle events (see events.go); it must not block.
 	OnEvent func(Event)
+	// Admit, if set, is asked before a broadcast is created: an error
+	// refuses it as ErrUnavailable, with the error's text as the detail
+	// (the media engine is over its hard limit).
+	Admit func() error
+	// OnMediaError observes what the media engine failed to do (create a
+	// pipeline or an endpoint), for alerts; it must not block.
+	OnMediaError func(what string, err error)
 }
 
 // Service implements the broadcast lifecycle.
