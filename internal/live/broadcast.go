@@ -132,7 +132,7 @@ func (s *Service) EndBroadcast(ctx context.Context, email string) error {
 	r := s.room(u.RoomID)
 	if r == nil {
 		// A record with no media in this process: remove the record.
-		if _, err := s.store.DeleteRoom(ctx, u.RoomID); err != nil && !isNotFound(err) {
+		if _, err := s.store.DeleteRoom(ctx, u.RoomID, ""); err != nil && !isNotFound(err) {
 			return s.storeErr(err)
 		}
 		return nil
@@ -185,10 +185,12 @@ func (s *Service) teardown(ctx context.Context, r *room, reason, why string, vie
 		}
 		s.unbind(presenter)
 	}
+	pipelineID := ""
 	if r.pipeline != nil {
+		pipelineID = r.pipeline.ID()
 		r.pipeline.Release()
 	}
-	if _, err := s.store.DeleteRoom(context.WithoutCancel(ctx), r.id); err != nil && !isNotFound(err) {
+	if _, err := s.store.DeleteRoom(context.WithoutCancel(ctx), r.id, pipelineID); err != nil && !isNotFound(err) {
 		s.log.Error("cannot delete room record", "room", r.id, "err", err)
 	}
 	s.log.Info("broadcast ended", "room", r.id, "reason", reason, "why", why, "viewers", len(members))

@@ -123,7 +123,7 @@ func TestReaperEndsRoomWhoseRecordVanished(t *testing.T) {
 	svc, _, st := newReapService(t, 20*time.Millisecond)
 	startReapRoom(t, svc, "ann", "room-a", "v1", "v2")
 	startReapRoom(t, svc, "bob", "room-b", "v3")
-	if _, err := st.DeleteRoom(reapCtx, "room-a"); err != nil {
+	if _, err := st.DeleteRoom(reapCtx, "room-a", ""); err != nil {
 		t.Fatal(err)
 	}
 	want := live.Counts{Rooms: 1, Viewers: 1, Pipelines: 1, Endpoints: 2}

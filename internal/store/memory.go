@@ -4,13 +4,15 @@ import (
 	"context"
 	"sort"
 	"sync"
+	"time"
 )
 
 // Memory is a Store in this process's memory.
 type Memory struct {
-	mu    sync.Mutex
-	rooms map[string]*memRoom
-	users map[string]User
+	mu     sync.Mutex
+	rooms  map[string]*memRoom
+	users  map[string]User
+	owners map[string]time.Time // heartbeat expiry by owner
 }
 
 type memRoom struct {
@@ -22,7 +24,7 @@ var _ Store = (*Memory)(nil)
 
 // NewMemory returns an empty store.
 func NewMemory() *Memory {
-	return &Memory{rooms: map[string]*memRoom{}, users: map[string]User{}}
+	return &Memory{rooms: map[string]*memRoom{}, users: map[string]User{}, owners: map[string]time.Time{}}
 }
 
 func (m *Memory) CreateRoom(_ context.Context, r Room, presenter User) error {
@@ -35,9 +37,45 @@ func (m *Memory) CreateRoom(_ context.Context, r Room, presenter User) error {
 		return ErrExists
 	}
 	r.Viewers = 0
+	presenter.RoomID, presenter.Role = r.ID, RolePresenter
 	m.rooms[r.ID] = &memRoom{room: r, viewers: map[string]struct{}{}}
 	m.users[presenter.Email] = presenter
 	return nil
+}
+
+func (m *Memory) RestoreRoom(_ context.Context, r Room, presenter User, viewers []User) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mr, ok := m.rooms[r.ID]
+	if ok && mr.room.PipelineID != r.PipelineID {
+		return nil, ErrExists
+	}
+	if u, ok := m.users[presenter.Email]; ok && (u.RoomID != r.ID || u.Role != RolePresenter) {
+		return nil, ErrExists
+	}
+	if !ok {
+		r.Viewers = 0
+		mr = &memRoom{room: r, viewers: map[string]struct{}{}}
+		m.rooms[r.ID] = mr
+	}
+	if _, ok := m.users[presenter.Email]; !ok {
+		presenter.RoomID, presenter.Role = r.ID, RolePresenter
+		m.users[presenter.Email] = presenter
+	}
+	var skipped []string
+	for _, v := range viewers {
+		if u, ok := m.users[v.Email]; ok {
+			if u.RoomID != r.ID || u.Role != RoleViewer {
+				skipped = append(skipped, v.Email)
+				continue
+			}
+		} else {
+			v.RoomID, v.Role = r.ID, RoleViewer
+			m.users[v.Email] = v
+		}
+		mr.viewers[v.Email] = struct{}{}
+	}
+	return skipped, nil
 }
 
 func (m *Memory) Room(_ context.Context, id string) (Room, error) {
@@ -72,11 +110,11 @@ func (m *Memory) Rooms(_ context.Context) ([]Room, error) {
 	return out, nil
 }
 
-func (m *Memory) DeleteRoom(_ context.Context, id string) ([]User, error) {
+func (m *Memory) DeleteRoom(_ context.Context, id, pipelineID string) ([]User, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.rooms[id]
-	if !ok {
+	if !ok || (pipelineID != "" && r.room.PipelineID != pipelineID) {
 		return nil, ErrNotFound
 	}
 	viewers := make([]User, 0, len(r.viewers))
@@ -157,6 +195,33 @@ func (m *Memory) BindSession(_ context.Context, email, sessionID string) error {
 	}
 	u.SessionID = sessionID
 	m.users[email] = u
+	return nil
+}
+
+func (m *Memory) Heartbeat(_ context.Context, owner string, ttl time.Duration) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	exp, ok := m.owners[owner]
+	m.owners[owner] = now.Add(ttl)
+	return ok && now.Before(exp), nil
+}
+
+func (m *Memory) OwnerAlive(_ context.Context, owner string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	exp, ok := m.owners[owner]
+	if ok && !time.Now().Before(exp) {
+		delete(m.owners, owner)
+		ok = false
+	}
+	return ok, nil
+}
+
+func (m *Memory) Retire(_ context.Context, owner string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.owners, owner)
 	return nil
 }
 
