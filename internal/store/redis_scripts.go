@@ -35,7 +35,7 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
 return 'OK'
 `)
 
-// deleteRoom: KEYS rooms, room, viewers; ARGV id, pipeline ('' for any),
+// deleteRoom: KEYS rooms, room, viewers; ARGV id, pipeline (empty for any),
 // prefix of user keys. Replies with {email, endpoint, session} of each viewer
 // removed. When the room's record is gone (deleted by hand), what is left of
 // it (index entry, viewer set, user records that still point at it) is
