@@ -13,6 +13,7 @@ import (
 
 	"github.com/onair-live/onair/internal/codec"
 	"github.com/onair-live/onair/internal/media"
+	"github.com/onair-live/onair/internal/sfu/udpbatch"
 )
 
 // supportedMimes are the codecs the SFU forwards, by lower-case encoding name.
@@ -286,7 +287,9 @@ func (e *Engine) publisherAPI(chosen map[webrtc.RTPCodecType]offeredCodec) (*web
 // subscriberAPI builds a pion API for one viewer: each published codec under
 // the viewer's own payload type. NACKs are answered by the SFU from the
 // track's shared history, so no per-viewer NACK responder is registered.
-func (e *Engine) subscriberAPI(tracks []*upTrack, pts map[*upTrack]uint8) (*webrtc.API, error) {
+// With a batching network, the viewer's sockets are opened through it, so
+// that its writer can send a frame's packets in one system call.
+func (e *Engine) subscriberAPI(tracks []*upTrack, pts map[*upTrack]uint8, batch *udpbatch.Net) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	for _, t := range tracks {
 		pt, ok := pts[t]
@@ -314,8 +317,12 @@ func (e *Engine) subscriberAPI(tracks []*upTrack, pts map[*upTrack]uint8) (*webr
 		return nil, err
 	}
 	ir.Add(sr)
+	se := e.setting
+	if batch != nil {
+		se.SetNet(batch)
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir),
-		webrtc.WithSettingEngine(e.setting)), nil
+		webrtc.WithSettingEngine(se)), nil
 }
 
 // capBandwidth adds b=AS and b=TIAS lines to an answer's video sections.

@@ -8,6 +8,8 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/onair-live/onair/internal/sfu/udpbatch"
 )
 
 // outPacket is one packet queued for one viewer's track.
@@ -22,6 +24,7 @@ type subscriber struct {
 	ep    *Endpoint
 	queue chan outPacket
 	downs []*downTrack
+	batch *udpbatch.Net // the viewer's sockets; nil on a shared UDP port
 
 	mu       sync.Mutex
 	attached bool
@@ -32,15 +35,46 @@ func newSubscriber(ep *Endpoint, queueLen int) *subscriber {
 	return &subscriber{ep: ep, queue: make(chan outPacket, queueLen)}
 }
 
-// run writes queued packets until the endpoint is released.
+// run writes queued packets until the endpoint is released. Woken by a
+// packet, it writes every packet queued as one batch of sends, flushed at the
+// end of each video frame and when the queue is empty: a frame's packets,
+// which are sent to the same address and are mostly of the same size, then
+// leave in one system call (see udpbatch).
 func (s *subscriber) run() {
 	for {
+		var o outPacket
 		select {
-		case o := <-s.queue:
-			o.d.write(o.p)
+		case o = <-s.queue:
 		case <-s.ep.done:
 			return
 		}
+		s.begin()
+	drain:
+		for {
+			o.d.write(o.p)
+			if o.p.header.Marker && o.d.up.isVideo {
+				s.flush()
+				s.begin()
+			}
+			select {
+			case o = <-s.queue:
+			default:
+				break drain
+			}
+		}
+		s.flush()
+	}
+}
+
+func (s *subscriber) begin() {
+	if s.batch != nil {
+		s.batch.Begin()
+	}
+}
+
+func (s *subscriber) flush() {
+	if s.batch != nil {
+		s.batch.Flush()
 	}
 }
 

@@ -350,6 +350,11 @@ func (e *Endpoint) Release() {
 		}
 	}
 	e.wg.Wait()
+	if sub != nil && sub.batch != nil {
+		st := sub.batch.Stats()
+		e.log.Debug("viewer sends", "datagrams", st.Datagrams, "sends", st.Sends,
+			"gsoSends", st.GSOSends, "errors", st.Errors)
+	}
 	if e.rec != nil {
 		e.rec.finish()
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/onair-live/onair/internal/media"
+	"github.com/onair-live/onair/internal/sfu/udpbatch"
 )
 
 // negotiateSubscriber answers a viewer's offer with the broadcast's tracks,
@@ -52,11 +53,18 @@ func (e *Endpoint) negotiateSubscriber(ctx context.Context, offer string, gather
 	if len(pts) == 0 || len(missing) > 0 {
 		return "", fmt.Errorf("%w: the broadcast is %s", media.ErrIncompatible, strings.Join(codecNames(tracks), " + "))
 	}
-	api, err := e.p.engine.subscriberAPI(tracks, pts)
+	sub := newSubscriber(e, e.p.engine.cfg.QueueLength)
+	if e.p.engine.udpMux == nil {
+		// Its own sockets: batch the writer's sends. (On the shared port of
+		// a UDP mux, every write is sent at once.)
+		if sub.batch, err = udpbatch.NewNet(); err != nil {
+			return "", fmt.Errorf("sfu: network: %w", err)
+		}
+	}
+	api, err := e.p.engine.subscriberAPI(tracks, pts, sub.batch)
 	if err != nil {
 		return "", fmt.Errorf("sfu: media engine: %w", err)
 	}
-	sub := newSubscriber(e, e.p.engine.cfg.QueueLength)
 	for _, t := range tracks {
 		if pt, ok := pts[t]; ok {
 			sub.downs = append(sub.downs, newDownTrack(t, sub, pt))
