@@ -62,6 +62,8 @@ type Config struct {
 
 	// DebugAddr, when set, serves Go's profiler (/debug/pprof/) there.
 	DebugAddr string
+
+	Observe // webhooks, alerts and metrics: observe.go
 }
 
 // Load parses args (without the program name) over the environment.
@@ -93,6 +95,7 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve the Go profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060 (default: off)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	c.Observe.register(fs)
 
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -155,6 +158,9 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 		c.BasePath = ""
 	}
 	if err := c.checkTLS(); err != nil {
+		return Config{}, err
+	}
+	if err := c.Observe.check(); err != nil {
 		return Config{}, err
 	}
 	if c.MaxMessageBytes < 1024 {

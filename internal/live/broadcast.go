@@ -79,7 +79,7 @@ func (s *Service) StartBroadcast(ctx context.Context, email string, req StartReq
 	defer s.markPending(ep.ID(), false)
 	m.endpoint = ep
 	rec := store.Room{ID: r.id, Title: req.Title, ProfileURL: req.ProfileURL, Presenter: email,
-		PipelineID: pl.ID(), CreatedAt: time.Now()}
+		PipelineID: pl.ID(), CreatedAt: pl.CreatedAt(), Owner: s.owner}
 	if err := s.store.CreateRoom(ctx, rec, store.User{Email: email, RoomID: r.id,
 		Role: store.RolePresenter, EndpointID: ep.ID()}); err != nil {
 		pl.Release()
@@ -131,11 +131,8 @@ func (s *Service) EndBroadcast(ctx context.Context, email string) error {
 	}
 	r := s.room(u.RoomID)
 	if r == nil {
-		// A record with no media in this process: remove the record.
-		if _, err := s.store.DeleteRoom(ctx, u.RoomID, ""); err != nil && !isNotFound(err) {
-			return s.storeErr(err)
-		}
-		return nil
+		// A record with no media in this process (ownership.go).
+		return s.endElsewhere(ctx, u.RoomID)
 	}
 	s.teardown(ctx, r, ReasonEnded, "ended by presenter", StopEnded)
 	return nil
@@ -190,8 +187,10 @@ func (s *Service) teardown(ctx context.Context, r *room, reason, why string, vie
 		pipelineID = r.pipeline.ID()
 		r.pipeline.Release()
 	}
-	if _, err := s.store.DeleteRoom(context.WithoutCancel(ctx), r.id, pipelineID); err != nil && !isNotFound(err) {
-		s.log.Error("cannot delete room record", "room", r.id, "err", err)
+	if !r.noRecord {
+		if _, err := s.store.DeleteRoom(context.WithoutCancel(ctx), r.id, pipelineID); err != nil && !isNotFound(err) {
+			s.log.Error("cannot delete room record", "room", r.id, "err", err)
+		}
 	}
 	s.log.Info("broadcast ended", "room", r.id, "reason", reason, "why", why, "viewers", len(members))
 }
@@ -208,7 +207,7 @@ func (s *Service) Join(ctx context.Context, email, roomID string) (RoomInfo, err
 	}
 	r := s.room(roomID)
 	if r == nil {
-		return RoomInfo{}, ErrNoRoom.With("no live room %s", roomID)
+		return RoomInfo{}, s.elsewhere(ctx, roomID)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

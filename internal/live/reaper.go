@@ -10,6 +10,14 @@ import (
 // Orphans lists pipelines that no room owns, and endpoints of owned pipelines
 // that no user owns. Objects still being set up are not orphans.
 func (s *Service) Orphans(ctx context.Context) (pipelines []media.Pipeline, endpoints []media.Endpoint, err error) {
+	// Compare only with a store that holds this process's records: renew the
+	// heartbeat first (restoring them if the store had lost them), check it
+	// again after reading, and keep Sync out meanwhile (ownership.go).
+	s.own.mu.Lock()
+	defer s.own.mu.Unlock()
+	if err := s.claim(ctx); err != nil {
+		return nil, nil, s.storeErr(err)
+	}
 	// Snapshot the engine and the pending set together, then read the store:
 	// whatever was pending at the snapshot is either still pending or recorded.
 	s.mu.Lock()
@@ -31,6 +39,11 @@ func (s *Service) Orphans(ctx context.Context) (pipelines []media.Pipeline, endp
 	rooms, err := s.store.Rooms(ctx)
 	if err != nil {
 		return nil, nil, s.storeErr(err)
+	}
+	if alive, err := s.store.OwnerAlive(ctx, s.owner); err != nil {
+		return nil, nil, s.storeErr(err)
+	} else if !alive {
+		return nil, nil, ErrUnavailable.With("the store lost this process's records meanwhile; try again")
 	}
 	owner := map[string]string{} // pipeline id to room id
 	for _, r := range rooms {

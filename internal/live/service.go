@@ -43,6 +43,11 @@ type Options struct {
 	Logger *slog.Logger
 	// ReapInterval is how often orphan pipelines and endpoints are reclaimed (0: never).
 	ReapInterval time.Duration
+	// Owner names this process in the store (default NewOwnerID()), and
+	// OwnerTTL is how long its rooms outlive its last heartbeat (default
+	// DefaultOwnerTTL); see ownership.go.
+	Owner    string
+	OwnerTTL time.Duration
 	// OnEvent observes lifecycle events (see events.go); it must not block.
 	OnEvent func(Event)
 	// Admit, if set, is asked before a broadcast is created: an error
@@ -60,6 +65,8 @@ type Service struct {
 	engine media.Engine
 	log    *slog.Logger
 	opts   Options
+	owner  string
+	own    ownership // heartbeat and reconciliation (ownership.go)
 
 	mu       sync.Mutex
 	rooms    map[string]*room   // by room id
@@ -79,6 +86,7 @@ type room struct {
 	presenter *member
 	viewers   map[string]*member
 	ended     bool
+	noRecord  bool // a room of a vanished process, whose record was removed first (ownership.go)
 }
 
 // member is a presenter or viewer of a room, with its endpoint and session.
@@ -105,8 +113,14 @@ func New(st store.Store, engine media.Engine, opts Options) *Service {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.Owner == "" {
+		opts.Owner = NewOwnerID()
+	}
+	if opts.OwnerTTL <= 0 {
+		opts.OwnerTTL = DefaultOwnerTTL
+	}
 	return &Service{
-		store: st, engine: engine, opts: opts,
+		store: st, engine: engine, opts: opts, owner: opts.Owner,
 		log:      opts.Logger.With("component", "live"),
 		rooms:    map[string]*room{},
 		sessions: map[string]*member{},
@@ -202,6 +216,12 @@ func (s *Service) Shutdown(ctx context.Context) {
 		s.teardown(ctx, r, ReasonShutdown, "server shutting down", StopEnded)
 	}
 	s.log.Info("all broadcasts ended", "rooms", len(rooms))
+	// Nothing is left behind: this process's heartbeat goes too.
+	s.own.mu.Lock()
+	defer s.own.mu.Unlock()
+	if err := s.store.Retire(context.WithoutCancel(ctx), s.owner); err != nil {
+		s.log.Warn("cannot remove this process's heartbeat", "owner", s.owner, "err", err)
+	}
 }
 
 // bind records that a session signals for a member; it fails if the session
@@ -241,3 +261,6 @@ func (s *Service) markPending(id string, on bool) {
 
 // isNotFound reports a store miss.
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
+
+// isExists reports a store conflict.
+func isExists(err error) bool { return errors.Is(err, store.ErrExists) }

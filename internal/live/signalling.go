@@ -89,6 +89,9 @@ func (s *Service) offer(ctx context.Context, sess Session, o Offer, role store.R
 		s.log.Warn("cannot record session", "user", o.Email, "err", err)
 	}
 	s.log.Info("offer accepted", "room", o.RoomID, "user", o.Email, "role", string(role), "session", sess.ID())
+	if role == store.RolePresenter {
+		s.startRecording(r, m, sess)
+	}
 	return answer, nil
 }
 
