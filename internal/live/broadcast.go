@@ -187,6 +187,9 @@ func (s *Service) teardown(ctx context.Context, r *room, reason, why string, vie
 		pipelineID = r.pipeline.ID()
 		r.pipeline.Release()
 	}
+	if presenter != nil {
+		s.finishRecording(r, presenter.email)
+	}
 	if !r.noRecord {
 		if _, err := s.store.DeleteRoom(context.WithoutCancel(ctx), r.id, pipelineID); err != nil && !isNotFound(err) {
 			s.log.Error("cannot delete room record", "room", r.id, "err", err)

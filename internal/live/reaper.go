@@ -76,6 +76,9 @@ func (s *Service) Orphans(ctx context.Context) (pipelines []media.Pipeline, endp
 			}
 		}
 		for _, ep := range l.eps {
+			if ep.Role() == media.Recorder {
+				continue // the room's own recorder, released with its pipeline
+			}
 			if !users[ep.ID()] && !pending[ep.ID()] {
 				endpoints = append(endpoints, ep)
 			}

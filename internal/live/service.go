@@ -57,6 +57,9 @@ type Options struct {
 	// OnMediaError observes what the media engine failed to do (create a
 	// pipeline or an endpoint), for alerts; it must not block.
 	OnMediaError func(what string, err error)
+	// Recorder, if set, makes the recording of a broadcast whose presenter's
+	// offer was accepted (recording.go). It must not block.
+	Recorder func(RecordingStart) (RecordingSink, error)
 }
 
 // Service implements the broadcast lifecycle.
@@ -86,7 +89,8 @@ type room struct {
 	presenter *member
 	viewers   map[string]*member
 	ended     bool
-	noRecord  bool // a room of a vanished process, whose record was removed first (ownership.go)
+	noRecord  bool          // a room of a vanished process, whose record was removed first (ownership.go)
+	recording RecordingSink // once the presenter's offer is accepted, if recording
 }
 
 // member is a presenter or viewer of a room, with its endpoint and session.
