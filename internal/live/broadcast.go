@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"time"
 
 	"github.com/onair-live/onair/internal/media"
 	"github.com/onair-live/onair/internal/store"
