@@ -38,6 +38,14 @@ type Session interface {
 	Stop(StopReason)
 }
 
+// Releaser is what a Session may also be, to hear that the domain has let
+// go of it for whatever reason (left, ended, media lost, shut down), even
+// when it is not told with Stop (a presenter is not): a WHIP or WHEP
+// resource is retired then. Released must not block.
+type Releaser interface {
+	Released()
+}
+
 // Options tune the service.
 type Options struct {
 	Logger *slog.Logger
@@ -244,12 +252,17 @@ func (s *Service) bind(sess Session, m *member) error {
 	return nil
 }
 
-// unbind forgets a member's session.
+// unbind forgets a member's session, and tells it if it wants to know.
 func (s *Service) unbind(m *member) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if old := m.sess(); old != nil && s.sessions[old.ID()] == m {
+	old := m.sess()
+	bound := old != nil && s.sessions[old.ID()] == m
+	if bound {
 		delete(s.sessions, old.ID())
+	}
+	s.mu.Unlock()
+	if r, ok := old.(Releaser); ok && bound {
+		r.Released()
 	}
 }
 

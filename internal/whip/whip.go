@@ -77,7 +77,10 @@ const (
 
 // session is one WHIP or WHEP resource. It implements live.Session: the
 // domain's candidates are already in the answer (WHIP has no server-to-client
-// trickle), and a stop simply retires the resource.
+// trickle), and a stop simply retires the resource. It is a live.Releaser
+// too, because the domain does not Stop a presenter whose room ends other
+// than by its own DELETE (media lost, REST end, shutdown): without that, such
+// a WHIP resource would stay in the table for good.
 type session struct {
 	srv    *Server
 	id     string
@@ -89,11 +92,15 @@ type session struct {
 	etag string
 }
 
-var _ live.Session = (*session)(nil)
+var (
+	_ live.Session  = (*session)(nil)
+	_ live.Releaser = (*session)(nil)
+)
 
 func (s *session) ID() string                    { return s.id }
 func (s *session) SendCandidate(media.Candidate) {}
 func (s *session) Stop(live.StopReason)          { s.srv.forget(s) }
+func (s *session) Released()                     { s.srv.forget(s) }
 
 // New returns the WHIP/WHEP handler.
 func New(svc Broadcasts, cfg Config) *Server {
