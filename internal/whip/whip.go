@@ -274,7 +274,8 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, k kind) {
 	sess.mu.Lock()
 	etag := sess.etag
 	sess.mu.Unlock()
-	if ifMatch == "*" {
+	// RFC 9725 asks for If-Match: * (any entity); some clients quote it.
+	if ifMatch == "*" || ifMatch == `"*"` {
 		s.restart(w, r, sess, frag)
 		return
 	}
