@@ -18,10 +18,11 @@ import (
 func TestBroadcastToThreeViewers(t *testing.T) {
 	srv := testpeer.StartServer(t, nil)
 	const room = "alice@example.com"
-	// Start near the top of the sequence space, so that every viewer sees
-	// the video sequence numbers wrap.
+	// Start near the top of the sequence space, with one keyframe only (the
+	// first frame): each viewer, however late it joins, is started from that
+	// keyframe's group of pictures, so each sees the sequence numbers wrap.
 	p := testpeer.MustPresenter(t, srv, "alice@example.com", room, testpeer.PresenterOptions{
-		Publisher: testpeer.PublisherOptions{VideoSeqStart: 65535 - 100},
+		Publisher: testpeer.PublisherOptions{VideoSeqStart: 65535 - 100, KeyframeEvery: -1},
 	})
 	var viewers []*testpeer.Viewer
 	for i := 1; i <= 3; i++ {

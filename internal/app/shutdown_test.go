@@ -37,7 +37,7 @@ func TestGracefulShutdown(t *testing.T) {
 		if got := v.WS.CloseStatus(); got != websocket.StatusGoingAway {
 			t.Errorf("%s: close status %v, want %v", v.Email, got, websocket.StatusGoingAway)
 		}
-		waitPeerClosed(t, v.Email, v.Peer.WaitState)
+		waitMediaEnded(t, v.Email, v.Peer.WaitEnded)
 		if err := v.Peer.Check(); err != nil {
 			t.Error(err)
 		}

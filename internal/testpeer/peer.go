@@ -22,6 +22,7 @@ import (
 type plug struct {
 	net.PacketConn
 	unplugged atomic.Bool
+	noSTUN    atomic.Bool // drop outgoing STUN only (MuteSTUN, whip.go)
 }
 
 func (p *plug) ReadFrom(b []byte) (int, net.Addr, error) {
@@ -34,7 +35,7 @@ func (p *plug) ReadFrom(b []byte) (int, net.Addr, error) {
 }
 
 func (p *plug) WriteTo(b []byte, addr net.Addr) (int, error) {
-	if p.unplugged.Load() {
+	if p.unplugged.Load() || (p.noSTUN.Load() && isSTUN(b)) {
 		return len(b), nil
 	}
 	return p.PacketConn.WriteTo(b, addr)
@@ -260,6 +261,27 @@ func (p *peer) WaitState(ctx context.Context, s webrtc.PeerConnectionState) erro
 		case <-changed:
 		case <-ctx.Done():
 			return fmt.Errorf("peer connection is %s, waiting for %s: %w", cur, s, ctx.Err())
+		}
+	}
+}
+
+// WaitEnded waits for the media connection to be over: closed (the other
+// side's DTLS close arrived), or failed or disconnected (it did not, but no
+// more traffic comes).
+func (p *peer) WaitEnded(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		cur, changed := p.state, p.changed
+		p.mu.Unlock()
+		switch cur {
+		case webrtc.PeerConnectionStateClosed, webrtc.PeerConnectionStateFailed,
+			webrtc.PeerConnectionStateDisconnected:
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("peer connection is still %s: %w", cur, ctx.Err())
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package testpeer
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,7 +37,7 @@ type PublisherOptions struct {
 
 // Publisher is a presenter's media: a sendonly VP8 + Opus peer that sends
 // synthetic frames (FrameBytes) at 30 fps and Opus packets (AudioBytes) at 50
-// per second, from its creation until Close. Every PLI or FIR it receives
+// per second, from when it is connected until Close. Every PLI or FIR it receives
 // makes its next frame a keyframe.
 type Publisher struct {
 	*peer
@@ -98,8 +99,8 @@ func newAPIParts() (*webrtc.MediaEngine, *interceptor.Registry, error) {
 	return m, ir, nil
 }
 
-// NewPublisher makes a publisher and starts sending (packets go nowhere
-// until it is connected).
+// NewPublisher makes a publisher, which starts sending once negotiated and
+// connected.
 func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 	if opts.KeyframeEvery == 0 {
 		opts.KeyframeEvery = 60
@@ -165,8 +166,23 @@ func (p *Publisher) readRTCP(s *webrtc.RTPSender) {
 	}
 }
 
-// send is the media clock: a frame every 1/30 s, an audio packet every 20 ms.
+// send is the media clock: a frame every 1/30 s, an audio packet every 20 ms,
+// from the moment the connection is up (before, pion would drop them), so
+// that frame 0, a keyframe, and the first sequence numbers reach the server.
 func (p *Publisher) send() {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-p.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := p.WaitConnected(ctx)
+	cancel()
+	if err != nil {
+		return
+	}
 	frameTick := time.NewTicker(time.Second / FrameRate)
 	defer frameTick.Stop()
 	audioTick := time.NewTicker(time.Second / AudioRate)
