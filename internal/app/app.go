@@ -34,6 +34,7 @@ type App struct {
 	svc    *live.Service
 	ws     *signal.Server
 	http   *http.Server
+	obs    *observers // webhooks, alerts, metrics: observe.go
 
 	// HTTPS (tls.go): nil for plain HTTP.
 	tls       *tls.Config
@@ -51,17 +52,19 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	obs := newObservers(cfg, log)
 	engine, err := sfu.New(sfu.Config{
 		UDPPortMin: cfg.UDPPortMin, UDPPortMax: cfg.UDPPortMax, UDPMuxPort: cfg.UDPMuxPort,
 		PublicIPs: cfg.PublicIPs, Loopback: cfg.ICELoopback, AllowedIPs: cfg.ICEAllowedIPs,
 		DisconnectTimeout: cfg.DisconnectTimeout, ConnectTimeout: cfg.ConnectTimeout,
 		PresenterWait: cfg.PresenterWait, MaxVideoBitrate: cfg.MaxVideoBitrate, Logger: log,
+		OnConnect: obs.connected,
 	})
 	if err != nil {
 		return nil, err
 	}
 	st := store.NewMemory()
-	svc := live.New(st, engine, live.Options{Logger: log, ReapInterval: cfg.ReapInterval})
+	svc := live.New(st, engine, obs.watch(cfg, log, engine, live.Options{Logger: log, ReapInterval: cfg.ReapInterval}))
 	ws := signal.NewServer(svc, signal.Config{MaxMessageBytes: cfg.MaxMessageBytes, Logger: log})
 	var ice []httpapi.ICEServer
 	for _, s := range cfg.ICEServers {
@@ -75,9 +78,9 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		ICEServers: whipICE, MaxBodyBytes: cfg.MaxMessageBytes, Logger: log})
 	handler := httpapi.New(svc, httpapi.Config{
 		BasePath: cfg.BasePath, MaxBodyBytes: cfg.MaxMessageBytes, ICEServers: ice,
-		WebSocket: ws, WHIP: wh, Demo: web.Static(), Logger: log,
+		WebSocket: ws, WHIP: wh, Demo: web.Static(), Logger: log, Metrics: obs.start(svc, engine),
 	})
-	a := &App{cfg: cfg, log: log, engine: engine, store: st, svc: svc, ws: ws,
+	a := &App{cfg: cfg, log: log, engine: engine, store: st, svc: svc, ws: ws, obs: obs,
 		http: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
 		reaperDone: make(chan struct{}), tls: tlsConf}
@@ -135,6 +138,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		}
 		if cerr := a.engine.Close(); err == nil {
 			err = cerr
+		}
+		if oerr := a.obs.shutdown(ctx); err == nil {
+			err = oerr
 		}
 		if cerr := a.store.Close(); err == nil {
 			err = cerr

@@ -50,6 +50,7 @@ type Config struct {
 	WebSocket      http.Handler // served at BasePath + "/ws"
 	WHIP           http.Handler // served at /whip/ and /whep/
 	Demo           fs.FS        // served at "/" if set
+	Metrics        http.Handler // served at GET /metrics if set
 	Logger         *slog.Logger
 	RequestTimeout time.Duration
 }
@@ -92,6 +93,9 @@ func New(svc Broadcasts, cfg Config) http.Handler {
 			mux.Handle(m+" /whip/", cfg.WHIP)
 			mux.Handle(m+" /whep/", cfg.WHIP)
 		}
+	}
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics)
 	}
 	// Preflights that no route answers itself get the CORS headers alone.
 	mux.HandleFunc("OPTIONS /", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
