@@ -34,6 +34,7 @@ type App struct {
 	svc    *live.Service
 	ws     *signal.Server
 	http   *http.Server
+	rec    *recording // nil unless recording: recording.go
 	obs    *observers // webhooks, alerts, metrics: observe.go
 
 	// HTTPS (tls.go): nil for plain HTTP.
@@ -53,6 +54,10 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	obs := newObservers(cfg, log)
+	rec, err := newRecording(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	engine, err := sfu.New(sfu.Config{
 		UDPPortMin: cfg.UDPPortMin, UDPPortMax: cfg.UDPPortMax, UDPMuxPort: cfg.UDPMuxPort,
 		PublicIPs: cfg.PublicIPs, Loopback: cfg.ICELoopback, AllowedIPs: cfg.ICEAllowedIPs,
@@ -63,12 +68,9 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := newStore(cfg, log)
-	if err != nil {
-		_ = engine.Close()
-		return nil, err
-	}
-	svc := live.New(st, engine, obs.watch(cfg, log, engine, live.Options{Logger: log, ReapInterval: cfg.ReapInterval, OwnerTTL: cfg.RedisOwnerTTL}))
+	st := store.NewMemory()
+	svc := live.New(st, engine, obs.watch(cfg, log, engine, live.Options{Logger: log, ReapInterval: cfg.ReapInterval,
+		Recorder: rec.factory()}))
 	ws := signal.NewServer(svc, signal.Config{MaxMessageBytes: cfg.MaxMessageBytes, Logger: log})
 	var ice []httpapi.ICEServer
 	for _, s := range cfg.ICEServers {
@@ -82,9 +84,9 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		ICEServers: whipICE, MaxBodyBytes: cfg.MaxMessageBytes, Logger: log})
 	handler := httpapi.New(svc, httpapi.Config{
 		BasePath: cfg.BasePath, MaxBodyBytes: cfg.MaxMessageBytes, ICEServers: ice,
-		WebSocket: ws, WHIP: wh, Demo: web.Static(), Logger: log, Metrics: obs.start(svc, engine),
+		WebSocket: ws, WHIP: wh, Demo: web.Static(), Recordings: rec.api(), Logger: log, Metrics: obs.start(svc, engine),
 	})
-	a := &App{cfg: cfg, log: log, engine: engine, store: st, svc: svc, ws: ws, obs: obs,
+	a := &App{cfg: cfg, log: log, engine: engine, store: st, svc: svc, ws: ws, rec: rec, obs: obs,
 		http: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
 		reaperDone: make(chan struct{}), tls: tlsConf}
@@ -96,7 +98,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	a.stopReaper = cancel
 	go func() {
 		defer close(a.reaperDone)
-		svc.Run(ctx) // heartbeat and reconciliation with the store, and the reaper
+		svc.RunReaper(ctx)
 	}()
 	return a, nil
 }
@@ -143,6 +145,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if cerr := a.engine.Close(); err == nil {
 			err = cerr
 		}
+		a.rec.close(ctx) // waits for upload hooks in flight
 		if oerr := a.obs.shutdown(ctx); err == nil {
 			err = oerr
 		}

@@ -64,7 +64,7 @@ type Config struct {
 	DebugAddr string
 
 	Observe // webhooks, alerts and metrics: observe.go
-	State   // memory or Redis: state.go
+	Record  // recording: record.go
 }
 
 // Load parses args (without the program name) over the environment.
@@ -97,13 +97,10 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	c.Observe.register(fs)
-	c.State.register(fs)
+	c.Record.register(fs)
 
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		if f.Name == redisAlias {
-			return // an alias: its variable is that of the flag it stands for
-		}
 		name := "ONAIR_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		if v := getenv(name); v != "" {
 			if err := f.Value.Set(v); err != nil && envErr == nil {
@@ -168,7 +165,7 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 	if err := c.Observe.check(); err != nil {
 		return Config{}, err
 	}
-	if err := c.State.check(); err != nil {
+	if err := c.Record.check(); err != nil {
 		return Config{}, err
 	}
 	if c.MaxMessageBytes < 1024 {

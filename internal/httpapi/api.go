@@ -50,6 +50,7 @@ type Config struct {
 	WebSocket      http.Handler // served at BasePath + "/ws"
 	WHIP           http.Handler // served at /whip/ and /whep/
 	Demo           fs.FS        // served at "/" if set
+	Recordings     Recordings   // served at GET /media/recordings if set
 	Metrics        http.Handler // served at GET /metrics if set
 	Logger         *slog.Logger
 	RequestTimeout time.Duration
@@ -82,6 +83,10 @@ func New(svc Broadcasts, cfg Config) http.Handler {
 	mux.HandleFunc("GET "+b+"/media/memory", a.memory)
 	mux.HandleFunc("GET "+b+"/healthcheck/_check", a.health)
 	mux.HandleFunc("GET "+b+"/config", a.clientConfig)
+	if cfg.Recordings != nil {
+		mux.HandleFunc("GET "+b+"/media/recordings", a.listRecordings)
+		mux.HandleFunc("GET "+b+"/media/recordings/{name}", a.getRecording)
+	}
 	if cfg.WebSocket != nil {
 		mux.Handle("GET "+b+"/ws", cfg.WebSocket)
 	}
