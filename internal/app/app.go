@@ -68,8 +68,12 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := store.NewMemory()
-	svc := live.New(st, engine, obs.watch(cfg, log, engine, live.Options{Logger: log, ReapInterval: cfg.ReapInterval,
+	st, err := newStore(cfg, log)
+	if err != nil {
+		_ = engine.Close()
+		return nil, err
+	}
+	svc := live.New(st, engine, obs.watch(cfg, log, engine, live.Options{Logger: log, ReapInterval: cfg.ReapInterval, OwnerTTL: cfg.RedisOwnerTTL,
 		Recorder: rec.factory()}))
 	ws := signal.NewServer(svc, signal.Config{MaxMessageBytes: cfg.MaxMessageBytes, Logger: log})
 	var ice []httpapi.ICEServer
@@ -98,7 +102,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	a.stopReaper = cancel
 	go func() {
 		defer close(a.reaperDone)
-		svc.RunReaper(ctx)
+		svc.Run(ctx) // heartbeat and reconciliation with the store, and the reaper
 	}()
 	return a, nil
 }

@@ -65,6 +65,7 @@ type Config struct {
 
 	Observe // webhooks, alerts and metrics: observe.go
 	Record  // recording: record.go
+	State   // memory or Redis: state.go
 }
 
 // Load parses args (without the program name) over the environment.
@@ -98,9 +99,13 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	c.Observe.register(fs)
 	c.Record.register(fs)
+	c.State.register(fs)
 
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == redisAlias {
+			return // an alias: its variable is that of the flag it stands for
+		}
 		name := "ONAIR_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		if v := getenv(name); v != "" {
 			if err := f.Value.Set(v); err != nil && envErr == nil {
@@ -166,6 +171,9 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 		return Config{}, err
 	}
 	if err := c.Record.check(); err != nil {
+		return Config{}, err
+	}
+	if err := c.State.check(); err != nil {
 		return Config{}, err
 	}
 	if c.MaxMessageBytes < 1024 {
