@@ -47,6 +47,9 @@ func NewOwnerID() string {
 // Sync, and by Orphans while it compares the store with the media engine).
 type ownership struct {
 	mu sync.Mutex
+	// registered: a heartbeat was recorded once, so that one that was not
+	// renewed since means the store lost it.
+	registered bool
 	// down: the store failed at the last attempt.
 	down bool
 	// backAt: when the store came back after being away. Rooms of other
@@ -133,7 +136,8 @@ func (s *Service) claim(ctx context.Context) error {
 		return nil
 	}
 	rooms := s.roomList()
-	if len(rooms) == 0 {
+	if !s.own.registered || len(rooms) == 0 {
+		s.own.registered = true
 		s.log.Info("heartbeat registered in the store", "owner", s.owner, "ttl", s.opts.OwnerTTL)
 		return nil
 	}
