@@ -2,7 +2,8 @@
 # onair's whole test suite, from a fresh Debian machine that has only Go, gcc,
 # node and npm. It installs what the tests need when it is missing (Chromium
 # for the browser tests, iproute2 for the loopback-only network namespace,
-# redis-server for the Redis store and the multi-process tests),
+# redis-server for the Redis store and the multi-process tests, ffmpeg for the
+# recording tests),
 # then runs go vet, gofmt, `go test -race ./...` and, when it is present beside
 # the checkout, the independent conformance client against a real onair.
 #
@@ -22,6 +23,8 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+# ffmpeg makes the recording tests' clips, ffprobe checks their files.
+command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 # The Redis store's tests start their own redis-server on a free port.
 command -v redis-server >/dev/null 2>&1 || [ -n "${ONAIR_REDIS_SERVER:-}" ] || need+=(redis-server)
 if ((${#need[@]})); then
