@@ -2,8 +2,12 @@
 // the user go live with a camera and microphone, and watch a room. All talk
 // with the server goes through onair.js. One person at a time is either
 // presenting or watching, as the server allows.
+//
+// Besides the signal protocol (REST + WebSocket), it speaks WHIP and WHEP:
+// "Publish with WHIP" goes live as an encoder does, and the WHEP button of a
+// room (or /?whep=<room>) plays it as a WHEP player does.
 
-import { Api, ApiError, Session } from './onair.js';
+import { Api, ApiError, Session, WhipSession } from './onair.js';
 
 const POLL_MS = 2000;
 const $ = (sel) => document.querySelector(sel);
@@ -14,7 +18,8 @@ const el = {
   studio: $('#studio'), studioBadge: $('#studio-badge'), studioStatus: $('#studio-status'),
   studioCount: $('#studio-live-count'), preview: $('#preview'), previewPlaceholder: $('#preview-placeholder'),
   golive: $('#golive'), title: $('#title'), cameraBtn: $('#camera-btn'), goliveBtn: $('#golive-btn'), endBtn: $('#end-btn'),
-  player: $('#player'), playerAvatar: $('#player-avatar'), playerTitle: $('#player-title'),
+  useWhip: $('#use-whip'), streamKey: $('#stream-key'), streamKeyField: $('#stream-key-field'),
+  player: $('#player'), playerAvatar: $('#player-avatar'), playerTitle: $('#player-title'), playerVia: $('#player-via'),
   playerPresenter: $('#player-presenter'), playerCount: $('#player-count'), leaveBtn: $('#leave-btn'),
   remote: $('#remote'), overlay: $('#watch-overlay'), watchState: $('#watch-state'), watchDetail: $('#watch-detail'),
   retryBtn: $('#retry-btn'), unmuteBtn: $('#unmute-btn'), stats: $('#watch-stats'),
@@ -25,8 +30,8 @@ const state = {
   api: null,
   rooms: [],
   camera: null, // the local MediaStream, while the camera is on
-  presenting: null, // { email, roomId, title, session, live }
-  watching: null, // { email, roomId, session, state, clickedAt, joinMs }
+  presenting: null, // { email, roomId, title, session, live, whip }
+  watching: null, // { email, roomId, session, state, clickedAt, joinMs, whep }
   polling: null,
 };
 
@@ -134,7 +139,7 @@ function watchingText(n) { return `${n} watching`; }
 
 // renderRooms updates the list in place, keyed by room id, so that a button
 // under the pointer is never replaced by a poll.
-function renderRooms(rooms) {
+function renderRooms(rooms, askedAt = null) {
   state.rooms = rooms;
   const seen = new Set();
   let prev = null;
@@ -156,6 +161,9 @@ function renderRooms(rooms) {
   if (w) {
     const room = rooms.find((r) => r.roomId === w.roomId);
     if (room) fillPlayerInfo(room);
+    // WHEP has no stopCommunication: a room gone from a list asked for
+    // after the player was answered has ended.
+    else if (w.whep && w.answeredAt != null && askedAt != null && askedAt > w.answeredAt) whepEnded(w);
   }
   const p = state.presenting;
   if (p) {
@@ -196,7 +204,19 @@ function roomCard(room) {
     const clickedAt = performance.now();
     watch(li.dataset.roomId, clickedAt);
   });
-  li.append(img, body, btn);
+  const whep = document.createElement('button');
+  whep.type = 'button';
+  whep.className = 'watch-whep secondary';
+  whep.textContent = 'WHEP';
+  whep.title = 'Watch with WHEP, as a WHEP player does (no WebSocket, no name needed)';
+  whep.addEventListener('click', () => {
+    const clickedAt = performance.now();
+    watchWhep(li.dataset.roomId, clickedAt);
+  });
+  const actions = document.createElement('div');
+  actions.className = 'actions';
+  actions.append(btn, whep);
+  li.append(img, body, actions);
   return li;
 }
 
@@ -222,12 +242,16 @@ function fillRoomCard(li, room) {
   li.classList.toggle('current', !!watching);
   btn.disabled = !!(mine || watching);
   btn.textContent = mine ? 'You' : watching ? 'Watching' : 'Watch';
+  const whep = li.querySelector('button.watch-whep');
+  whep.disabled = !!(mine || watching);
+  whep.hidden = !!(mine || watching);
 }
 
 async function refreshRooms() {
   if (!state.api) return;
   try {
-    renderRooms(await state.api.rooms());
+    const askedAt = performance.now();
+    renderRooms(await state.api.rooms(), askedAt);
     banner('');
   } catch (err) {
     banner(`Cannot reach the server: ${messageFor(err)}. Retrying…`);
@@ -260,6 +284,8 @@ function setStudio(kind, text) {
   el.endBtn.hidden = !active;
   el.cameraBtn.hidden = active;
   el.title.readOnly = active;
+  el.useWhip.disabled = active;
+  el.streamKey.readOnly = active;
   el.studioCount.hidden = kind !== 'live';
 }
 
@@ -312,10 +338,14 @@ async function goLive(ev) {
   if (state.watching) await leave();
   const title = el.title.value.trim() || `${displayName(email)} is live`;
   el.title.value = title;
-  const p = { email, roomId: email, title, session: null, live: false };
+  const p = { email, roomId: email, title, session: null, live: false, whip: el.useWhip.checked };
   state.presenting = p;
   lockIdentity(true);
   setStudio('connecting', 'Starting…');
+  if (p.whip) {
+    goLiveWhip(p);
+    return;
+  }
   let created = false;
   try {
     const stream = await startCamera();
@@ -354,6 +384,36 @@ async function goLive(ev) {
   }
 }
 
+// goLiveWhip goes live as a WHIP encoder does: one POST to /whip/{room}
+// with the title and profile image in the query creates the room and
+// negotiates the media; the session's DELETE ends it.
+async function goLiveWhip(p) {
+  try {
+    const stream = await startCamera();
+    if (state.presenting !== p) return;
+    const session = new WhipSession({
+      api: state.api, kind: 'whip', roomId: p.roomId, stream, token: el.streamKey.value.trim(),
+      query: { title: p.title, profileUrl: myProfileUrl(p.email) },
+    });
+    p.session = session;
+    session.addEventListener('connected', () => {
+      if (state.presenting !== p) return;
+      p.live = true;
+      setStudio('live', `You are live over WHIP as “${p.roomId}”. Viewers can find you in the list.`);
+      refreshRooms();
+    });
+    session.addEventListener('notice', (e) => {
+      if (state.presenting === p) el.studioStatus.textContent = e.detail;
+    });
+    session.addEventListener('dropped', (e) => presenterStopped(p, 'failed', e.detail));
+    setStudio('connecting', 'Publishing your camera with WHIP…');
+    await session.start();
+  } catch (err) {
+    if (state.presenting !== p) return;
+    presenterStopped(p, 'failed', messageFor(err));
+  }
+}
+
 function presenterStopped(p, kind, text) {
   if (state.presenting !== p) return;
   state.presenting = null;
@@ -368,6 +428,15 @@ async function endBroadcast() {
   const p = state.presenting;
   if (!p) return;
   el.endBtn.disabled = true;
+  if (p.whip) {
+    // DELETE of the WHIP session ends the room: viewers hear stopCommunication.
+    const status = await (p.session ? p.session.close() : Promise.resolve(0));
+    const ok = status === 200 || status === 404;
+    presenterStopped(p, ok ? 'ended' : 'failed', ok ? 'Broadcast ended. Your viewers have been told.'
+      : `Ending the broadcast: the server answered ${status || 'nothing'}.`);
+    el.endBtn.disabled = false;
+    return;
+  }
   try {
     await state.api.endLive(p.email); // viewers hear stopCommunication
     presenterStopped(p, 'ended', 'Broadcast ended. Your viewers have been told.');
@@ -432,15 +501,8 @@ async function watch(roomId, clickedAt = performance.now()) {
   }
   if (state.watching) await leave();
   if (state.watching) return; // another click won the race
-  const w = { email, roomId, session: null, state: 'connecting', clickedAt, joinMs: null, joined: false };
-  state.watching = w;
-  lockIdentity(true);
-  el.studio.hidden = true;
-  el.player.hidden = false;
-  el.layout.dataset.mode = 'watching';
-  el.stats.textContent = '';
-  el.playerAvatar.removeAttribute('src');
-  fillPlayerInfo(state.rooms.find((r) => r.roomId === roomId) || { roomId });
+  const w = { email, roomId, session: null, state: 'connecting', clickedAt, joinMs: null, joined: false, whep: false };
+  openPlayer(w);
   setWatch(w, 'connecting', 'Joining the room…');
   renderRooms(state.rooms);
   try {
@@ -483,6 +545,87 @@ async function watch(roomId, clickedAt = performance.now()) {
   }
 }
 
+// openPlayer makes w the room being watched and shows the player.
+function openPlayer(w) {
+  state.watching = w;
+  lockIdentity(true);
+  el.studio.hidden = true;
+  el.player.hidden = false;
+  el.playerVia.hidden = !w.whep;
+  el.layout.dataset.mode = 'watching';
+  el.stats.textContent = '';
+  el.playerAvatar.removeAttribute('src');
+  fillPlayerInfo(state.rooms.find((r) => r.roomId === w.roomId) || { roomId: w.roomId });
+}
+
+// watchWhep plays a room as a WHEP player does: one POST to /whep/{room},
+// no WebSocket and no name (the server makes one up). Nothing tells it when
+// the broadcast ends: it sees the media connection drop, or the room leave
+// the list.
+async function watchWhep(roomId, clickedAt = performance.now()) {
+  if (state.presenting) {
+    banner('You are live: end your broadcast to watch another one.');
+    return;
+  }
+  if (state.watching) await leave();
+  if (state.watching) return;
+  const w = { email: null, roomId, session: null, state: 'connecting', clickedAt, joinMs: null, joined: false, whep: true, answeredAt: null };
+  openPlayer(w);
+  setWatch(w, 'connecting', 'Asking the server for the broadcast (WHEP)…');
+  renderRooms(state.rooms);
+  const session = new WhipSession({ api: state.api, kind: 'whep', roomId });
+  w.session = session;
+  session.addEventListener('track', (e) => {
+    if (state.watching !== w) return;
+    if (el.remote.srcObject !== e.detail) el.remote.srcObject = e.detail;
+    play(w);
+  });
+  session.addEventListener('connected', () => {
+    if (w.state === 'connecting') setWatch(w, 'connecting', 'Connected, waiting for the first picture…');
+  });
+  session.addEventListener('notice', (e) => {
+    if (w.state === 'playing') el.stats.textContent = e.detail;
+  });
+  session.addEventListener('dropped', (e) => whepDropped(w, e.detail));
+  try {
+    await session.start();
+    if (session.answered) w.answeredAt = performance.now();
+    if (state.watching === w && w.state === 'connecting' && w.session.pc.connectionState !== 'connected') {
+      setWatch(w, 'connecting', 'Connecting to the broadcast…');
+    }
+  } catch (err) {
+    if (state.watching !== w) return;
+    session.close();
+    setWatch(w, 'failed', messageFor(err));
+  }
+}
+
+// whepDropped decides, from the room list, whether a WHEP player's lost
+// connection is the end of the broadcast or a failure.
+async function whepDropped(w, reason) {
+  if (state.watching !== w || (w.state !== 'connecting' && w.state !== 'playing')) return;
+  let live = true;
+  try {
+    const askedAt = performance.now();
+    const rooms = await state.api.rooms();
+    live = rooms.some((r) => r.roomId === w.roomId);
+    renderRooms(rooms, askedAt);
+  } catch { /* the server is unreachable: a failure */ }
+  if (state.watching !== w || (w.state !== 'connecting' && w.state !== 'playing')) return;
+  if (!live) {
+    whepEnded(w);
+    return;
+  }
+  w.session.close();
+  setWatch(w, 'failed', reason);
+}
+
+function whepEnded(w) {
+  if (state.watching !== w || (w.state !== 'connecting' && w.state !== 'playing')) return;
+  w.session.close({ remote: false }); // the room's end ended the session on the server
+  setWatch(w, 'ended', 'The presenter stopped streaming.');
+}
+
 // releaseSeat tells the server a failed viewer is gone, if it had a seat.
 function releaseSeat(w) {
   if (!w.joined) return;
@@ -520,6 +663,7 @@ async function leave() {
   el.unmuteBtn.hidden = true;
   lockIdentity(!!state.presenting);
   try {
+    if (w.whep && w.session) await w.session.close(); // DELETE of the WHEP session
     if (w.joined) {
       w.joined = false;
       await state.api.leave(w.email);
@@ -589,7 +733,17 @@ async function main() {
   el.leaveBtn.addEventListener('click', leave);
   el.retryBtn.addEventListener('click', () => {
     const w = state.watching;
-    if (w) watch(w.roomId);
+    if (w && w.whep) watchWhep(w.roomId);
+    else if (w) watch(w.roomId);
+  });
+  el.useWhip.addEventListener('change', () => { el.streamKeyField.hidden = !el.useWhip.checked; });
+  // A WHEP or WHIP session has no WebSocket whose close the server would
+  // notice: DELETE it when the page goes away.
+  window.addEventListener('pagehide', () => {
+    const w = state.watching;
+    if (w && w.whep && w.session) w.session.close();
+    const p = state.presenting;
+    if (p && p.whip && p.session) p.session.close();
   });
   el.unmuteBtn.addEventListener('click', () => {
     el.remote.muted = false;
@@ -614,6 +768,9 @@ async function main() {
   banner('');
   document.body.dataset.ready = 'true';
   startPolling();
+  // /?whep=<room> opens the WHEP player on that room.
+  const whepRoom = new URLSearchParams(location.search).get('whep');
+  if (whepRoom) watchWhep(whepRoom);
 }
 
 main();

@@ -249,3 +249,166 @@ export class Session extends EventTarget {
     if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000, 'bye');
   }
 }
+
+// WhipError is a WHIP or WHEP request the server refused: its status, the
+// server's reason (plain text) and, for a broadcast not live yet, how many
+// seconds to wait before trying again.
+export class WhipError extends Error {
+  constructor(status, text, retryAfter) {
+    const reason = (text || '').trim() || `HTTP ${status}`;
+    super(status === 409 && retryAfter
+      ? `The broadcast is not live yet: try again in ${retryAfter} s. (${reason})`
+      : `${reason} (HTTP ${status})`);
+    this.status = status;
+    this.retryAfter = retryAfter;
+  }
+}
+
+// WhipSession is a WHIP session (publish a local stream) or a WHEP session
+// (watch a room): the SDP offer, with every ICE candidate in it, goes in one
+// POST to /whip/{room} or /whep/{room}, and the answer comes back in the
+// response, with the session's URL (Location), which takes DELETE when the
+// session ends. No WebSocket: nothing tells a WHEP player that the broadcast
+// ended, so it sees the media connection drop, and app.js decides from the
+// room list whether that was the end. It dispatches Session's events
+// 'track', 'connected' and 'notice', and:
+//   'dropped'   detail: string        the media connection is gone or stuck
+// It never dispatches 'ended' or 'failed' itself.
+export class WhipSession extends EventTarget {
+  constructor({ api, kind, roomId, stream, token, query }) {
+    super();
+    this.api = api;
+    this.kind = kind; // 'whip' or 'whep'
+    this.role = kind === 'whip' ? 'presenter' : 'viewer';
+    this.roomId = roomId;
+    this.stream = stream || null;
+    this.token = token || '';
+    this.query = query || null;
+    this.pc = null;
+    this.resource = null; // the session URL, once created
+    this.etag = null;
+    this.answered = false;
+    this.closed = false;
+    this.deleted = null; // the DELETE's promise, once sent
+    this.stuck = null; // timer while disconnected
+  }
+
+  headers(extra) {
+    const h = { ...extra };
+    if (this.token) h.Authorization = `Bearer ${this.token}`;
+    return h;
+  }
+
+  // start makes the offer, waits for its candidates (3 s at most, then
+  // sends what it has), POSTs it and applies the answer. It throws a
+  // WhipError if the server refuses.
+  async start() {
+    const pc = new RTCPeerConnection({ iceServers: this.api.iceServers });
+    this.pc = pc;
+    pc.addEventListener('connectionstatechange', () => this.onConnectionState());
+    pc.addEventListener('track', (e) => {
+      const stream = e.streams[0] || new MediaStream([e.track]);
+      this.dispatchEvent(new CustomEvent('track', { detail: stream }));
+    });
+    if (this.kind === 'whip') {
+      const tracks = [...this.stream.getAudioTracks(), ...this.stream.getVideoTracks()];
+      for (const track of tracks) pc.addTransceiver(track, { direction: 'sendonly', streams: [this.stream] });
+    } else {
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      pc.addTransceiver('video', { direction: 'recvonly' });
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    await this.gathered(3000);
+    if (this.closed) return;
+    let url = `/${this.kind}/${encodeURIComponent(this.roomId)}`;
+    if (this.query) url += `?${new URLSearchParams(this.query)}`;
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: this.headers({ 'Content-Type': 'application/sdp' }),
+      body: pc.localDescription.sdp,
+      cache: 'no-store',
+    });
+    const text = await res.text();
+    if (res.status !== 201) throw new WhipError(res.status, text, res.headers.get('Retry-After'));
+    this.resource = new URL(res.headers.get('Location'), new URL(url, location.href)).href;
+    this.etag = res.headers.get('ETag');
+    if (this.closed) {
+      this.deleteResource();
+      return;
+    }
+    await pc.setRemoteDescription({ type: 'answer', sdp: text });
+    this.answered = true;
+  }
+
+  // gathered resolves when ICE gathering is complete or after ms.
+  gathered(ms) {
+    const pc = this.pc;
+    if (pc.iceGatheringState === 'complete') return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        if (pc.iceGatheringState !== 'complete') return;
+        pc.removeEventListener('icegatheringstatechange', done);
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        pc.removeEventListener('icegatheringstatechange', done);
+        resolve();
+      }, ms);
+      pc.addEventListener('icegatheringstatechange', done);
+    });
+  }
+
+  onConnectionState() {
+    if (this.closed) return;
+    clearTimeout(this.stuck);
+    switch (this.pc.connectionState) {
+      case 'connected':
+        this.dispatchEvent(new Event('connected'));
+        break;
+      case 'disconnected':
+        this.dispatchEvent(new CustomEvent('notice', { detail: 'Connection interrupted, trying to recover…' }));
+        // The server closes the media of a room that ended: a connection
+        // that stays disconnected is as good as gone.
+        this.stuck = setTimeout(() => this.drop('The media connection was lost.'), 3000);
+        break;
+      case 'failed':
+      case 'closed':
+        this.drop('The media connection failed or was closed.');
+        break;
+      default:
+    }
+  }
+
+  drop(reason) {
+    if (!this.closed) this.dispatchEvent(new CustomEvent('dropped', { detail: reason }));
+  }
+
+  // deleteResource ends the session on the server, once. keepalive lets it
+  // go out while the page unloads.
+  deleteResource() {
+    if (!this.resource) return Promise.resolve();
+    if (!this.deleted) {
+      this.deleted = fetch(this.resource, { method: 'DELETE', headers: this.headers(), keepalive: true, cache: 'no-store' })
+        .then((res) => res.status)
+        .catch(() => 0);
+    }
+    return this.deleted;
+  }
+
+  // close ends the session on the server (DELETE; for WHIP that ends the
+  // broadcast, and its viewers are told), then on this side. The DELETE
+  // goes first: a media connection closed first would end the session on
+  // the server as a lost one, and the DELETE would find nothing (404). It
+  // resolves with the DELETE's status (0 if none could be sent). With
+  // { remote: false } it sends no DELETE: for a session the server has
+  // already ended. Idempotent.
+  async close({ remote = true } = {}) {
+    const first = !this.closed;
+    this.closed = true;
+    clearTimeout(this.stuck);
+    const status = remote ? await this.deleteResource() : 0;
+    if (first && this.pc) this.pc.close();
+    return status;
+  }
+}
