@@ -54,7 +54,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	obs := newObservers(cfg, log)
-	rec, err := newRecording(cfg, log)
+	rec, err := newRecording(cfg, log, obs.recordingOutcome)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/onair-live/onair/internal/config"
 	"github.com/onair-live/onair/internal/httpapi"
 	"github.com/onair-live/onair/internal/live"
+	"github.com/onair-live/onair/internal/metrics"
 	"github.com/onair-live/onair/internal/record"
 )
 
@@ -19,17 +20,32 @@ type recording struct {
 	rec *record.Recorder
 }
 
-// newRecording makes the recorder if -record-dir is set.
-func newRecording(cfg config.Config, log *slog.Logger) (*recording, error) {
+// newRecording makes the recorder if -record-dir is set. outcome hears
+// what became of each recording (metrics.Recording* outcomes).
+func newRecording(cfg config.Config, log *slog.Logger, outcome func(string)) (*recording, error) {
 	if cfg.RecordDir == "" {
 		return nil, nil
 	}
-	rec, err := record.New(record.Config{Dir: cfg.RecordDir, HookURL: cfg.RecordHookURL, Logger: log})
+	rec, err := record.New(record.Config{Dir: cfg.RecordDir, HookURL: cfg.RecordHookURL, Logger: log,
+		OnOutcome: func(o string) { outcome(metricsOutcome(o)) }})
 	if err != nil {
 		return nil, err
 	}
 	log.Info("recording broadcasts", "dir", cfg.RecordDir, "hook", cfg.RecordHookURL != "")
 	return &recording{rec: rec}, nil
+}
+
+// metricsOutcome maps a recorder's outcome to the metrics' name for it.
+func metricsOutcome(o string) string {
+	switch o {
+	case record.OutcomeFinished:
+		return metrics.RecordingFinished
+	case record.OutcomeFailed:
+		return metrics.RecordingFailed
+	case record.OutcomeUploaded:
+		return metrics.RecordingUploaded
+	}
+	return metrics.RecordingUploadFailed
 }
 
 // factory is live.Options.Recorder: nil when recording is off.

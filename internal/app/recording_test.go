@@ -370,6 +370,20 @@ func testRecording(t *testing.T, clip recordtest.Clip, end, ext, probed string) 
 		return // the API is gone with the server
 	}
 	waitNoRooms(t, srv)
+	var metrics string
+	if !testpeer.Eventually(timeout, func() bool {
+		resp, err := http.Get(origin + "/metrics")
+		if err != nil {
+			return false
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		metrics = string(body)
+		return strings.Contains(metrics, `onair_recordings_total{outcome="finished"} 1`) &&
+			strings.Contains(metrics, `onair_recordings_total{outcome="uploaded"} 1`)
+	}) {
+		t.Errorf("/metrics does not count the recording finished and uploaded:\n%s", grepLines(metrics, "onair_recordings_total"))
+	}
 	list := recordings(t, srv)
 	if len(list) != 1 || list[0].Name != filepath.Base(path) || list[0].Size != fi.Size() || list[0].Recording ||
 		list[0].Duration == nil || list[0].RoomID != roomID {
@@ -436,4 +450,14 @@ func endpointsOf(t *testing.T, srv *testpeer.Server, email string) []testpeer.En
 		t.Fatal(fmt.Errorf("endpoints of %s: %w", email, err))
 	}
 	return eps
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -48,7 +48,18 @@ type Config struct {
 	HookTimeout  time.Duration
 	HTTPClient   *http.Client
 	Logger       *slog.Logger
+	// OnOutcome, if set, hears what became of each recording (Outcome*),
+	// for metrics; it must not block.
+	OnOutcome func(outcome string)
 }
+
+// Outcomes of a recording, reported to Config.OnOutcome.
+const (
+	OutcomeFinished     = "finished"      // the file was finalized
+	OutcomeFailed       = "failed"        // writing failed: the file is cut short
+	OutcomeUploaded     = "uploaded"      // the upload hook took it
+	OutcomeUploadFailed = "upload_failed" // the upload hook refused it, or gave up
+)
 
 // Info is what a recording is told of its broadcast.
 type Info struct {
@@ -82,6 +93,9 @@ func New(cfg Config) (*Recorder, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("record: %w", err)
 	}
+	if cfg.OnOutcome == nil {
+		cfg.OnOutcome = func(string) {}
+	}
 	r := &Recorder{cfg: cfg, log: cfg.Logger.With("component", "record"), active: map[string]bool{}}
 	if cfg.HookURL != "" {
 		r.hook = newUploader(cfg, r.log)
@@ -106,6 +120,7 @@ func (r *Recorder) Close(ctx context.Context) {
 
 // announce posts the upload hook for a finished file.
 func (r *Recorder) announce(info Info, res Result) {
+	r.cfg.OnOutcome(OutcomeFinished)
 	if r.hook != nil {
 		r.hook.post(info, res)
 	}

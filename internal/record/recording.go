@@ -384,6 +384,7 @@ func (r *Recording) Close() error {
 	r.result, r.recorded = res, r.writeErr == nil
 	r.mu.Unlock()
 	if r.writeErr != nil {
+		r.rec.cfg.OnOutcome(OutcomeFailed)
 		return r.writeErr
 	}
 	r.log.Info("recording finished", "file", res.Path, "bytes", res.Bytes,

@@ -30,6 +30,7 @@ type hookBody struct {
 // with exponential backoff; close waits for them.
 type uploader struct {
 	url      string
+	outcome  func(string)
 	client   *http.Client
 	attempts int
 	backoff  time.Duration
@@ -42,7 +43,7 @@ type uploader struct {
 }
 
 func newUploader(cfg Config, log *slog.Logger) *uploader {
-	u := &uploader{url: cfg.HookURL, client: cfg.HTTPClient, attempts: cfg.HookAttempts,
+	u := &uploader{url: cfg.HookURL, outcome: cfg.OnOutcome, client: cfg.HTTPClient, attempts: cfg.HookAttempts,
 		backoff: cfg.HookBackoff, timeout: cfg.HookTimeout, log: log}
 	if u.client == nil {
 		u.client = &http.Client{}
@@ -87,9 +88,11 @@ func (u *uploader) deliver(room, path string, body []byte) {
 		switch {
 		case err == nil && status/100 == 2:
 			log.Info("upload hook delivered", "status", status, "attempt", attempt)
+			u.outcome(OutcomeUploaded)
 			return
 		case err == nil && status/100 == 4 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests:
 			log.Error("upload hook refused", "status", status, "attempt", attempt)
+			u.outcome(OutcomeUploadFailed)
 			return
 		}
 		if err == nil {
@@ -97,6 +100,7 @@ func (u *uploader) deliver(room, path string, body []byte) {
 		}
 		if attempt >= u.attempts {
 			log.Error("upload hook failed, giving up", "attempts", attempt, "err", err)
+			u.outcome(OutcomeUploadFailed)
 			return
 		}
 		log.Warn("upload hook failed, will retry", "attempt", attempt, "retryIn", wait.String(), "err", err)
@@ -106,6 +110,7 @@ func (u *uploader) deliver(room, path string, body []byte) {
 		case <-u.ctx.Done():
 			t.Stop()
 			log.Error("upload hook abandoned: shutting down", "attempts", attempt)
+			u.outcome(OutcomeUploadFailed)
 			return
 		}
 		wait = min(2*wait, time.Minute)
