@@ -174,7 +174,7 @@ func (s *Service) room(id string) *room {
 // storeErr turns a store failure into the error clients see.
 func (s *Service) storeErr(err error) error {
 	s.log.Error("store failed", "err", err)
-	return ErrUnavailable.Wrap(err)
+	return ErrUnavailable.With("the room store cannot be reached; try again shortly").Wrap(err)
 }
 
 // Health reports whether the service can take requests.

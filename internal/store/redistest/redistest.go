@@ -5,18 +5,21 @@
 //
 // The binary is ONAIR_REDIS_SERVER if set, else redis-server on PATH. When it
 // is missing the test fails if CI is set, and is skipped otherwise. It is used
-// only by tests; it owns the redis-server processes it starts and nothing else.
+// only by tests; it owns the redis-server processes it starts and nothing else,
+// and starts no goroutine (so that tests counting goroutines may stop and
+// restart Redis at any point).
 package redistest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,8 +37,7 @@ type Server struct {
 	dir    string
 	mu     sync.Mutex
 	cmd    *exec.Cmd
-	exited chan struct{}
-	log    bytes.Buffer
+	runs   int // redis-server processes started, for their log files
 	client *redis.Client
 }
 
@@ -83,9 +85,11 @@ func Start(t testing.TB) *Server {
 		_ = s.client.Close()
 		s.Stop()
 		if t.Failed() {
-			s.mu.Lock()
-			t.Logf("redis-server log:\n%s", s.log.String())
-			s.mu.Unlock()
+			logs, _ := filepath.Glob(filepath.Join(s.dir, "redis-*.log"))
+			for _, f := range logs {
+				b, _ := os.ReadFile(f)
+				t.Logf("%s:\n%s", filepath.Base(f), b)
+			}
 		}
 	})
 	return s
@@ -97,14 +101,14 @@ func (s *Server) Client() *redis.Client { return s.client }
 // Stop kills the server and waits for it to exit. Idempotent.
 func (s *Server) Stop() {
 	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
+	cmd := s.cmd
 	s.cmd = nil
 	s.mu.Unlock()
 	if cmd == nil {
 		return
 	}
 	_ = cmd.Process.Kill()
-	<-exited
+	_ = cmd.Wait()
 }
 
 // Restart starts the server again on the same port after Stop, empty.
@@ -128,30 +132,31 @@ func (s *Server) Keys(ctx context.Context) ([]string, error) {
 	return s.client.Keys(ctx, "*").Result()
 }
 
-// start runs redis-server on s.Addr and waits until it answers PING.
+// start runs redis-server on s.Addr and waits until it answers PING. Its
+// output goes to a file, so that no goroutine copies it.
 func (s *Server) start() error {
 	_, port, _ := net.SplitHostPort(s.Addr)
+	s.runs++
+	out, err := os.Create(filepath.Join(s.dir, fmt.Sprintf("redis-%d.log", s.runs)))
+	if err != nil {
+		return err
+	}
+	defer out.Close()
 	cmd := exec.Command(s.bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
 		"--dir", s.dir, "--daemonize", "no", "--loglevel", "warning")
-	w := &lockedWriter{mu: &s.mu, buf: &s.log}
-	cmd.Stdout, cmd.Stderr = w, w
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
 	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: time.Second,
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}})
 	defer c.Close()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		select {
-		case <-exited:
-			return fmt.Errorf("redis-server exited at start (port %s taken?)", port)
-		default:
+		var ws syscall.WaitStatus
+		if pid, _ := syscall.Wait4(cmd.Process.Pid, &ws, syscall.WNOHANG, nil); pid == cmd.Process.Pid {
+			b, _ := os.ReadFile(out.Name())
+			return fmt.Errorf("redis-server exited at start (%v): %s", ws, b)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		err := c.Ping(ctx).Err()
@@ -161,13 +166,13 @@ func (s *Server) start() error {
 		}
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
-			<-exited
+			_ = cmd.Wait()
 			return fmt.Errorf("redis-server on %s did not answer: %v", s.Addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	s.mu.Lock()
-	s.cmd, s.exited = cmd, exited
+	s.cmd = cmd
 	s.mu.Unlock()
 	return nil
 }
@@ -179,15 +184,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-type lockedWriter struct {
-	mu  *sync.Mutex
-	buf *bytes.Buffer
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
 }
