@@ -181,7 +181,10 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, k kind) {
 	sess := &session{srv: s, id: newID(), kind: k, roomID: roomID}
 	sess.email = q.Get("email")
 	if sess.email == "" {
-		sess.email = string(k) + ":" + sess.id[:12]
+		// Not derived from the session id: this identity goes out in
+		// webhooks, logs and endpoint names, and must not shorten the
+		// session URL's 128 random bits for whoever reads them.
+		sess.email = string(k) + ":" + newID()[:12]
 	}
 	s.mu.Lock()
 	s.sessions[sess.id] = sess

@@ -36,6 +36,21 @@ func TestPublishOverWHIPWatchOverWHEPAndWebSocket(t *testing.T) {
 		t.Errorf("Link headers:\n%s\nwant:\n%s", strings.Join(links, "\n"), strings.Join(wantLinks, "\n"))
 	}
 	waitRoom(t, srv, testpeer.Room{RoomID: room, Title: "Main stage", ProfileURL: "https://example.com/stage.png", Count: "0"})
+	// The presenter's made-up identity, which webhooks, logs and endpoint
+	// names show, gives away nothing of the session URL's random part.
+	id := locationRE.FindStringSubmatch(pub.Session.Location)[3]
+	logged := false
+	for _, l := range strings.Split(srv.Log(), "\n") {
+		if strings.Contains(l, `msg="session created"`) && strings.Contains(l, "session="+id) {
+			logged = true
+			if strings.Contains(l, "user=whip:"+id[:8]) {
+				t.Errorf("the WHIP presenter's identity is made of its session id: %s", l)
+			}
+		}
+	}
+	if !logged {
+		t.Errorf("no log line of the WHIP session's creation")
+	}
 
 	whep1 := testpeer.MustWHEPViewer(t, srv, nil, room, testpeer.WHIPOptions{})
 	whep2 := testpeer.MustWHEPViewer(t, srv, nil, room, testpeer.WHIPOptions{})
