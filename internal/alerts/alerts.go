@@ -13,10 +13,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"sync"
 	"time"
@@ -208,12 +210,14 @@ func (m *Monitor) Sample() {
 	var msgs []message
 	m.mu.Lock()
 	if err != nil {
+		lvl := slog.LevelDebug // once told, not at every sample
 		if !m.unmeasured {
+			lvl = slog.LevelWarn
 			msgs = append(msgs, message{"usage", fmt.Sprintf("cannot measure the media engine's CPU and memory: %v", err),
 				func() { m.unmeasured = true }})
 		}
 		m.mu.Unlock()
-		m.log.Warn("cannot measure the media engine", "err", err)
+		m.log.Log(context.Background(), lvl, "cannot measure the media engine", "err", err)
 		m.post(msgs)
 		return
 	}
@@ -359,6 +363,10 @@ func (m *Monitor) send(text string) error {
 	}
 	resp, err := m.client.Post(m.cfg.URL, "application/json", bytes.NewReader(body))
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) { // the URL is a secret (Slack's is): not in logs
+			err = fmt.Errorf("%s: %w", ue.Op, ue.Err)
+		}
 		return err
 	}
 	defer resp.Body.Close()

@@ -41,6 +41,10 @@ func newObservers(cfg config.Config, log *slog.Logger) *observers {
 		}
 		o.hooks = hooks.New(hc)
 	}
+	// The URLs are not logged: a messenger's webhook URL is a secret.
+	log.Info("observability", "webhooks", cfg.WebhookURL != "", "alertWebhook", cfg.AlertWebhookURL != "",
+		"metrics", cfg.Metrics, "cpuWarn", cfg.AlertCPUWarn, "cpuMax", cfg.AlertCPUMax,
+		"memWarn", cfg.AlertMemWarn, "memMax", cfg.AlertMemMax)
 	return o
 }
 

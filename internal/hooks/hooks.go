@@ -14,11 +14,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -329,7 +331,7 @@ func (s *Sender) post(d *delivery, raw []byte, sig string, attempt int) (int, ti
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, withoutURL(err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // keep the connection
@@ -372,6 +374,16 @@ func (s *Sender) Close(ctx context.Context) error {
 	}
 	s.cancel()
 	s.client.CloseIdleConnections()
+	return err
+}
+
+// withoutURL drops the URL from an HTTP client's error: a webhook URL often
+// carries a token in its path, and errors are logged.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
 	return err
 }
 

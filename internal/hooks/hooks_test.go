@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -371,4 +372,40 @@ func TestCloseFlushes(t *testing.T) {
 	if n := o.get(hooks.Delivered); n != 20 || len(r.deliveries()) != 20 {
 		t.Errorf("%d delivered, %d received, want 20", n, len(r.deliveries()))
 	}
+}
+
+// A webhook URL often carries a token: errors are logged without it.
+func TestLogsWithoutURL(t *testing.T) {
+	checkGoroutines(t)
+	var logs syncBuffer
+	o := &outcomes{}
+	s := hooks.New(hooks.Config{URL: "http://127.0.0.1:1/hooks/T0KEN", Secret: secret, MaxAttempts: 2,
+		MinBackoff: time.Millisecond, OnOutcome: o.add, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	s.Send(live.Event{Type: live.EventRoomStarted, RoomID: "r1"})
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if o.get(hooks.Failed) != 1 {
+		t.Errorf("outcomes %v, want one failed", o.n)
+	}
+	if out := logs.String(); strings.Contains(out, "T0KEN") || !strings.Contains(out, "webhook failed") {
+		t.Errorf("log:\n%s\nwant the failure, without the URL's token", out)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
