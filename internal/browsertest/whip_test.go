@@ -3,6 +3,7 @@ package browsertest_test
 import (
 	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,7 +19,8 @@ func (p *page) clickWHEP(roomID string) {
 	p.do("clicking WHEP", chromedp.Click(chromedp.CSS(sel)))
 }
 
-// TestWHIPBroadcastOnWHEPPlayer: the presenter goes live with the page's
+// TestWHIPBroadcastOnWHEPPlayer: a WHEP player of a room that is not live
+// fails with the server's reason. Then the presenter goes live with the page's
 // "Publish with WHIP" (Chromium's camera, over WHIP, no WebSocket); one
 // viewer plays it in the WHEP player mode opened by URL (/?whep=<room>),
 // another from the room list's WHEP button, a third over the WebSocket
@@ -28,6 +30,16 @@ func (p *page) clickWHEP(roomID string) {
 func TestWHIPBroadcastOnWHEPPlayer(t *testing.T) {
 	b := newBrowser(t) // first: it skips or fails when the browser cannot run
 	srv := startServer(t, "-tls-self-signed")
+
+	// A WHEP player of a room that is not live shows why it failed.
+	missing := b.open("whep-missing", srv.url+"/?whep=nobody")
+	ws0 := missing.waitWatch("failed", 10*time.Second)
+	if !strings.Contains(ws0.Detail, "404") {
+		t.Errorf("a WHEP player of a room that does not exist reads %q / %q, want the 404 and its reason", ws0.Text, ws0.Detail)
+	}
+	t.Logf("a WHEP player of a room not live reads: %q / %q", ws0.Text, ws0.Detail)
+	missing.waitJS(`!document.querySelector('#retry-btn').hidden`, time.Second, "a Try again button")
+	missing.close()
 
 	presenter := b.open("presenter", srv.url)
 	presenter.setIdentity(presenterID)
