@@ -167,18 +167,26 @@ func TestRecordClips(t *testing.T) {
 func TestRecordLossAndReorder(t *testing.T) {
 	clip := recordtest.MakeClip(t, t.TempDir(), "vp8", 3*time.Second)
 	pkts := stream(t, clip)
-	rnd := rand.New(rand.NewSource(1))
 	var lossy []media.Packet
+	video, lost := 0, 0
 	for i := 0; i < len(pkts); i++ {
-		switch x := rnd.Intn(100); {
-		case x < 2 && i > 20: // lost
-			continue
-		case x < 10 && i+1 < len(pkts): // swapped with the next
-			lossy = append(lossy, pkts[i+1], pkts[i])
+		p := pkts[i]
+		if p.Track == 0 {
+			video++
+			if video > 30 && video%40 == 0 { // one video packet in 40 is lost
+				lost++
+				continue
+			}
+		}
+		if i%9 == 0 && i+1 < len(pkts) { // and one packet in 9 swapped with the next
+			lossy = append(lossy, pkts[i+1], p)
 			i++
 			continue
 		}
-		lossy = append(lossy, pkts[i])
+		lossy = append(lossy, p)
+	}
+	if lost == 0 {
+		t.Fatal("the test lost no packet")
 	}
 	r := newTestRecorder(t, Config{})
 	res, keyframes := record(t, r, clip, lossy)
@@ -310,5 +318,74 @@ func TestUploadHook(t *testing.T) {
 	}
 	if c, _ := b["codecs"].([]any); len(c) != 2 {
 		t.Errorf("hook codecs %v", b["codecs"])
+	}
+}
+
+// Garbage from a presenter never crashes the recorder: random payloads,
+// markers and sequence numbers, in every codec.
+func TestRecordRandomInput(t *testing.T) {
+	for _, mime := range []string{webrtc.MimeTypeVP8, webrtc.MimeTypeVP9, webrtc.MimeTypeH264, webrtc.MimeTypeAV1} {
+		t.Run(mime, func(t *testing.T) {
+			r := newTestRecorder(t, Config{})
+			rec := r.Start(Info{RoomID: "fuzz"})
+			if err := rec.Start([]media.Track{{Kind: "video", MimeType: mime, ClockRate: 90000},
+				{Kind: "audio", MimeType: webrtc.MimeTypeOpus, ClockRate: 48000}}, nil); err != nil {
+				t.Fatal(err)
+			}
+			rnd := rand.New(rand.NewSource(int64(len(mime))))
+			at := time.Unix(0, 0)
+			var seq [2]uint16
+			var ts [2]uint32
+			for i := 0; i < 20000; i++ {
+				track := rnd.Intn(2)
+				payload := make([]byte, rnd.Intn(64))
+				rnd.Read(payload)
+				if len(payload) > 0 && rnd.Intn(4) == 0 {
+					payload[0] = []byte{0x10, 0x08, 0x65, 0x67, 0x7c, 0x18, 0x28}[rnd.Intn(7)] // plausible heads
+				}
+				if rnd.Intn(10) == 0 {
+					ts[track] += uint32(rnd.Intn(6000))
+				}
+				seq[track] += uint16(1 + rnd.Intn(2))
+				at = at.Add(time.Duration(rnd.Intn(3)) * time.Millisecond)
+				rec.WritePacket(media.Packet{Track: track, SequenceNumber: seq[track], Timestamp: ts[track],
+					Marker: rnd.Intn(3) == 0, Payload: payload, Arrival: at})
+			}
+			_ = rec.Close()
+		})
+	}
+}
+
+// Real streams with corrupted bytes (a presenter's buggy encoder) are
+// recorded as well as they can be, without crashing.
+func TestRecordCorruptedClips(t *testing.T) {
+	for _, codec := range []string{"vp8", "h264", "av1"} {
+		t.Run(codec, func(t *testing.T) {
+			clip := recordtest.MakeClip(t, t.TempDir(), codec, time.Second)
+			rnd := rand.New(rand.NewSource(7))
+			var pkts []media.Packet
+			for _, p := range stream(t, clip) {
+				if rnd.Intn(10) == 0 && len(p.Payload) > 0 {
+					b := append([]byte(nil), p.Payload...)
+					for k := 0; k < 1+rnd.Intn(4); k++ {
+						b[rnd.Intn(len(b))] ^= byte(1 + rnd.Intn(255))
+					}
+					p.Payload = b
+				}
+				pkts = append(pkts, p)
+			}
+			r := newTestRecorder(t, Config{})
+			rec := r.Start(Info{RoomID: "corrupt"})
+			if err := rec.Start(tracksOf(clip), nil); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range pkts {
+				rec.WritePacket(p)
+			}
+			_ = rec.Close()
+			if res, ok := rec.Result(); ok {
+				recordtest.Probe(t, res.Path) // opens, whatever it holds
+			}
+		})
 	}
 }

@@ -137,11 +137,18 @@ func (r *Recording) Start(tracks []media.Track, requestKeyframe func()) error {
 	return nil
 }
 
-// WritePacket takes one RTP packet of a track.
+// WritePacket takes one RTP packet of a track. The payloads come from the
+// presenter and are parsed here: should a parser fail on one, the recording
+// stops (the file keeps what was written) and the server goes on.
 func (r *Recording) WritePacket(p media.Packet) {
 	if p.Track < 0 || p.Track >= len(r.tracks) || r.writeErr != nil {
 		return
 	}
+	defer func() {
+		if v := recover(); v != nil {
+			r.fail(fmt.Errorf("record: cannot parse the %s stream: %v", r.tracks[p.Track].mime, v))
+		}
+	}()
 	if r.origin.IsZero() {
 		r.origin = p.Arrival
 	}

@@ -11,13 +11,17 @@ import (
 // packet is waited for until the packets held behind it are maxDelay older
 // than the newest arrival (time enough for a retransmission), or until they
 // fill half the buffer, and then given up as lost. Late packets (behind
-// what was released) and duplicates are dropped.
+// what was released) and duplicates are dropped. The first packets are held
+// for maxDelay too, so that a first packet overtaken by the next still
+// starts the stream.
 type reorderBuffer struct {
 	slots    []media.Packet
 	held     []bool
 	next     uint16 // the next sequence number to release
 	started  bool
-	count    int // packets held
+	first    time.Time // arrival of the first packet
+	warm     bool      // releasing: next only moves forward
+	count    int       // packets held
 	maxDelay time.Duration
 }
 
@@ -36,10 +40,12 @@ func newReorderBuffer(size int, maxDelay time.Duration) *reorderBuffer {
 // order; lost is how many packets were given up just before that one.
 func (b *reorderBuffer) push(p media.Packet, out func(p media.Packet, lost int)) {
 	if !b.started {
-		b.started, b.next = true, p.SequenceNumber
+		b.started, b.next, b.first = true, p.SequenceNumber, p.Arrival
 	}
 	d := int(int16(p.SequenceNumber - b.next))
 	switch {
+	case d < 0 && !b.warm && -d < len(b.slots)/4:
+		b.next = p.SequenceNumber // an earlier first packet
 	case d < 0:
 		return // late: its place was released or given up
 	case d >= len(b.slots):
@@ -54,6 +60,12 @@ func (b *reorderBuffer) push(p media.Packet, out func(p media.Packet, lost int))
 	}
 	b.slots[i], b.held[i] = p, true
 	b.count++
+	if !b.warm {
+		if p.Arrival.Sub(b.first) < b.maxDelay && b.count < len(b.slots)/2 {
+			return
+		}
+		b.warm = true
+	}
 	b.release(out, 0)
 	for b.count > 0 && b.stale(p.Arrival) {
 		b.release(out, b.skip())
@@ -62,6 +74,7 @@ func (b *reorderBuffer) push(p media.Packet, out func(p media.Packet, lost int))
 
 // flush releases everything held, giving up on the gaps.
 func (b *reorderBuffer) flush(out func(p media.Packet, lost int)) {
+	b.warm = true
 	for b.count > 0 {
 		b.release(out, b.skip())
 	}

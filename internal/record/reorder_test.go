@@ -27,11 +27,10 @@ func pkt(seq uint16, at time.Duration) media.Packet {
 func TestReorderBuffer(t *testing.T) {
 	ms := time.Millisecond
 	cases := []struct {
-		name  string
-		seqs  []uint16
-		at    []time.Duration // arrival of each; default i ms
-		flush bool
-		want  []string
+		name string
+		seqs []uint16
+		at   []time.Duration // arrival of each; default i ms
+		want []string        // after a final flush
 	}{
 		{name: "in order", seqs: []uint16{10, 11, 12}, want: []string{"10", "11", "12"}},
 		{name: "swapped", seqs: []uint16{10, 12, 11, 13}, want: []string{"10", "11", "12", "13"}},
@@ -54,7 +53,14 @@ func TestReorderBuffer(t *testing.T) {
 			seqs: []uint16{1, 3, 4, 5, 6, 7, 8, 9, 10},
 			want: []string{"1", "3(lost 1)", "4", "5", "6", "7", "8", "9", "10"},
 		},
-		{name: "flush at the end", seqs: []uint16{1, 3, 5}, flush: true, want: []string{"1", "3(lost 1)", "5(lost 1)"}},
+		{name: "flush at the end", seqs: []uint16{1, 3, 5}, want: []string{"1", "3(lost 1)", "5(lost 1)"}},
+		{name: "first two swapped", seqs: []uint16{11, 10, 12}, want: []string{"10", "11", "12"}},
+		{
+			name: "late after the start",
+			seqs: []uint16{10, 11, 12, 9},
+			at:   []time.Duration{0, 1 * ms, 150 * ms, 151 * ms},
+			want: []string{"10", "11", "12"},
+		},
 		{name: "jump past the window", seqs: []uint16{1, 2, 30000, 30001}, want: []string{"1", "2", "30000", "30001"}},
 	}
 	for _, c := range cases {
@@ -68,9 +74,7 @@ func TestReorderBuffer(t *testing.T) {
 				}
 				b.push(pkt(s, at), got.out)
 			}
-			if c.flush {
-				b.flush(got.out)
-			}
+			b.flush(got.out)
 			if !reflect.DeepEqual([]string(got), c.want) {
 				t.Errorf("released %q, want %q", got, c.want)
 			}
@@ -137,5 +141,25 @@ func TestAssemblerLoss(t *testing.T) {
 				t.Errorf("frames %q, want %q", got, c.want)
 			}
 		})
+	}
+}
+
+// Packets are released as soon as the buffer has waited out its delay since
+// the first one, not only at the end.
+func TestReorderBufferReleasesOnceWarm(t *testing.T) {
+	b := newReorderBuffer(16, 100*time.Millisecond)
+	var got released
+	b.push(pkt(11, 0), got.out)
+	b.push(pkt(10, time.Millisecond), got.out)
+	if len(got) != 0 {
+		t.Fatalf("released %q before the delay", got)
+	}
+	b.push(pkt(12, 150*time.Millisecond), got.out)
+	if want := []string{"10", "11", "12"}; !reflect.DeepEqual([]string(got), want) {
+		t.Fatalf("released %q, want %q", got, want)
+	}
+	b.push(pkt(13, 151*time.Millisecond), got.out)
+	if len(got) != 4 {
+		t.Fatalf("released %q: a packet in order waits", got)
 	}
 }
