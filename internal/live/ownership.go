@@ -64,26 +64,32 @@ type ownership struct {
 // Owner is this process's owner id in the store.
 func (s *Service) Owner() string { return s.owner }
 
-// Run does the service's background work until ctx ends: Sync at once and
-// then every OwnerTTL/3, and the reaper (RunReaper).
+// Run does the service's background work until ctx ends, in the calling
+// goroutine: Sync at once and then every OwnerTTL/3, and the reaper every
+// ReapInterval (as RunReaper).
 func (s *Service) Run(ctx context.Context) {
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.RunReaper(ctx)
-	}()
-	t := time.NewTicker(s.opts.OwnerTTL / 3)
-	defer t.Stop()
-	for {
+	syncs := time.NewTicker(s.opts.OwnerTTL / 3)
+	defer syncs.Stop()
+	var reaps <-chan time.Time
+	if s.opts.ReapInterval > 0 {
+		t := time.NewTicker(s.opts.ReapInterval)
+		defer t.Stop()
+		reaps = t.C
+	}
+	syncNow := func() {
 		if _, err := s.Sync(ctx); err != nil && ctx.Err() == nil {
 			s.log.Debug("store sync failed", "err", err)
 		}
+	}
+	syncNow()
+	for {
 		select {
 		case <-ctx.Done():
-			wg.Wait()
 			return
-		case <-t.C:
+		case <-syncs.C:
+			syncNow()
+		case <-reaps:
+			s.reap(ctx)
 		}
 	}
 }

@@ -156,11 +156,16 @@ func (s *Service) RunReaper(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if n, err := s.ReclaimOrphans(ctx); err != nil {
-			s.log.Warn("reaper could not run", "err", err)
-		} else if n > 0 {
-			s.log.Warn("reaper reclaimed orphans", "count", n)
-		}
+		s.reap(ctx)
+	}
+}
+
+// reap is one run of the reaper.
+func (s *Service) reap(ctx context.Context) {
+	if n, err := s.ReclaimOrphans(ctx); err != nil {
+		s.log.Warn("reaper could not run", "err", err)
+	} else if n > 0 {
+		s.log.Warn("reaper reclaimed orphans", "count", n)
 	}
 }
 
