@@ -49,6 +49,7 @@ type Summary struct {
 	PacketsPerSecond          float64 `json:"rxPacketsPerSecond"`
 	MbitPerSecond             float64 `json:"rxMbitPerSecond"`
 	PublisherPacketsPerSecond float64 `json:"publisherPacketsPerSecond"`
+	PublisherLost             bool    `json:"publisherLost"` // its media connection failed during the run
 	PublisherKeyframes        uint64  `json:"publisherKeyframes"`
 	PublisherPLIs             uint64  `json:"publisherPlis"`
 	PublisherFIRs             uint64  `json:"publisherFirs"`
@@ -119,6 +120,11 @@ func (r *runner) summarize(window time.Duration) *Summary {
 	s.FirstPacket, s.FirstKeyframe = summarize(first), summarize(key)
 	s.ViewersWithKeyframe = len(key)
 	s.LatencyVideo, s.LatencyAudio = r.videoLatency.dist(), r.audioLatency.dist()
+	select {
+	case <-r.pub.lost:
+		s.PublisherLost = true
+	default:
+	}
 	s.PublisherKeyframes = r.pub.keyframes.Load()
 	s.PublisherPLIs, s.PublisherFIRs = r.pub.plis.Load(), r.pub.firs.Load()
 	return s
@@ -177,6 +183,9 @@ func writeTable(w io.Writer, s *Summary) {
 	_ = tw.Flush()
 	fmt.Fprintln(w)
 
+	if s.PublisherLost {
+		fmt.Fprintln(w, "the publisher's media connection failed during the run")
+	}
 	fmt.Fprintf(w, "out of the server (as received): %.0f packets/s, %.1f Mbit/s; publisher sent %.0f packets/s\n",
 		s.PacketsPerSecond, s.MbitPerSecond, s.PublisherPacketsPerSecond)
 	fmt.Fprintf(w, "keyframes: publisher sent %d, received %d PLIs and %d FIRs; viewers sent %d PLIs; %d of %d viewers saw one\n",
