@@ -146,6 +146,8 @@ func (s *Service) teardown(ctx context.Context, r *room, reason, why string, vie
 		return
 	}
 	r.ended = true
+	s.tearing.Add(1) // with the claim, under r.mu: Shutdown cannot miss it
+	defer s.tornDown()
 	members := make([]*member, 0, len(r.viewers)+1)
 	for _, v := range r.viewers {
 		members = append(members, v)
@@ -195,6 +197,16 @@ func (s *Service) teardown(ctx context.Context, r *room, reason, why string, vie
 		}
 	}
 	s.log.Info("broadcast ended", "room", r.id, "reason", reason, "why", why, "viewers", len(members))
+}
+
+// tornDown counts a teardown done, and wakes Shutdown when none is left.
+func (s *Service) tornDown() {
+	if s.tearing.Add(-1) == 0 {
+		select {
+		case s.torn <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Join adds a viewer to a room and creates its endpoint.

@@ -84,6 +84,11 @@ type Service struct {
 	sessions map[string]*member // by signalling session id
 	pending  map[string]bool    // media ids made but not yet recorded in the store
 	closed   bool
+
+	// tearing counts room teardowns under way; Shutdown waits for it to
+	// reach zero, and torn is signalled when it does (broadcast.go).
+	tearing atomic.Int64
+	torn    chan struct{}
 }
 
 // room is the runtime half of a broadcast: the media objects behind the
@@ -137,6 +142,7 @@ func New(st store.Store, engine media.Engine, opts Options) *Service {
 		rooms:    map[string]*room{},
 		sessions: map[string]*member{},
 		pending:  map[string]bool{},
+		torn:     make(chan struct{}, 1),
 	}
 }
 
@@ -226,6 +232,17 @@ func (s *Service) Shutdown(ctx context.Context) {
 	sort.Slice(rooms, func(i, j int) bool { return rooms[i].id < rooms[j].id })
 	for _, r := range rooms {
 		s.teardown(ctx, r, ReasonShutdown, "server shutting down", StopEnded)
+	}
+	// Some rooms were being torn down already (their presenter left or its
+	// media failed just before): wait for them too, or their media and
+	// records would be released after Shutdown returns (and the store closed).
+	for s.tearing.Load() > 0 {
+		select {
+		case <-s.torn:
+		case <-ctx.Done():
+			s.log.Warn("shutdown timed out waiting for rooms being ended", "rooms", s.tearing.Load())
+			return
+		}
 	}
 	s.log.Info("all broadcasts ended", "rooms", len(rooms))
 	// Nothing is left behind: this process's heartbeat goes too.
