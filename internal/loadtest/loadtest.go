@@ -46,6 +46,7 @@ type Options struct {
 	JSONPath     string
 	Room         string
 	LoopbackOnly bool
+	Insecure     bool // accept any TLS certificate
 	JoinTimeout  time.Duration
 	ViewerPLI    time.Duration // a viewer with no keyframe this long after connecting sends one PLI; 0: never
 	Progress     time.Duration
@@ -125,6 +126,7 @@ func parseFlags(args []string, usage io.Writer) (*Options, error) {
 	fs.StringVar(&o.JSONPath, "json", "", "write JSON lines (progress, one per viewer, summary) to this file ('-': stdout, no table)")
 	fs.StringVar(&o.Room, "room", "", "room name (default: loadtest-<random>)")
 	fs.BoolVar(&o.LoopbackOnly, "loopback-only", true, "gather ICE candidates on 127.0.0.1 only")
+	fs.BoolVar(&o.Insecure, "insecure", false, "accept any TLS certificate (a server run with -tls-self-signed)")
 	fs.DurationVar(&o.JoinTimeout, "join-timeout", 20*time.Second, "how long a viewer (or the publisher) may take to connect")
 	fs.DurationVar(&o.ViewerPLI, "viewer-pli", time.Second, "a viewer with no keyframe this long after connecting sends one PLI (0: never)")
 	fs.DurationVar(&o.Progress, "progress", time.Second, "interval of the progress lines on stderr (0: none)")

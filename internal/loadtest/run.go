@@ -41,7 +41,7 @@ type runner struct {
 // (Ctrl-C) cuts the phase in progress short; the run still reports and
 // tears down.
 func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summary, error) {
-	c, err := newClient(o.URL, o.BasePath)
+	c, err := newClient(o.URL, o.BasePath, o.Insecure)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,7 +26,7 @@ type client struct {
 	http     *http.Client
 }
 
-func newClient(rawURL, basePath string) (*client, error) {
+func newClient(rawURL, basePath string, insecure bool) (*client, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, err
@@ -39,6 +40,9 @@ func newClient(rawURL, basePath string) (*client, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
+	if insecure {
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} // -insecure: a self-signed test server
+	}
 	return &client{root: &url.URL{Scheme: u.Scheme, Host: u.Host}, basePath: basePath,
 		http: &http.Client{Transport: tr}}, nil
 }
