@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/netip"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -66,6 +67,8 @@ type Config struct {
 	Observe // webhooks, alerts and metrics: observe.go
 	Record  // recording: record.go
 	State   // memory or Redis: state.go
+	Auth    // tokens and origins: auth.go
+	Limits  // rates and sizes: limits.go
 }
 
 // Load parses args (without the program name) over the environment.
@@ -100,6 +103,8 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 	c.Observe.register(fs)
 	c.Record.register(fs)
 	c.State.register(fs)
+	origins := c.Auth.register(fs)
+	c.Limits.register(fs)
 
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -174,6 +179,15 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 		return Config{}, err
 	}
 	if err := c.State.check(); err != nil {
+		return Config{}, err
+	}
+	if err := c.Auth.load(*origins, os.ReadFile); err != nil {
+		return Config{}, err
+	}
+	if c.Auth.Tokens() && (c.StreamKey != "" || len(c.StreamKeys) > 0) {
+		return Config{}, errors.New("-whip-stream-key(s) cannot be used with -auth-secret: WHIP encoders then send a token as their bearer key (mint one with: onair token -sub NAME -grant publish -room ROOM -ttl 8760h)")
+	}
+	if err := c.Limits.check(); err != nil {
 		return Config{}, err
 	}
 	if c.MaxMessageBytes < 1024 {
