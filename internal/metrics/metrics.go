@@ -88,7 +88,7 @@ func New() *Metrics {
 		}, []string{"outcome"}),
 		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "onair_rejections_total",
-			Help: "Requests refused by a limit, by reason (overloaded: the media engine is over its hard CPU or memory limit).",
+			Help: "Requests refused by a limit or for want of a grant, by reason: overloaded (the media engine is over its hard CPU or memory limit), unauthorized, forbidden, session_rate, message_rate, room_full, … (README: Metrics).",
 		}, []string{"reason"}),
 	}
 	m.reg.MustRegister(m.joinLatency, m.events, m.webhooks, m.recordings, m.rejections,
@@ -144,6 +144,14 @@ func (m *Metrics) Webhook(event live.EventType, outcome string) {
 // RecordingFailed, RecordingUploaded or RecordingUploadFailed.
 func (m *Metrics) Recording(outcome string) {
 	m.recordings.WithLabelValues(outcome).Inc()
+}
+
+// Rejections makes the series of these rejection reasons exist from the
+// start (at zero), so that rates and alerts on them work before the first.
+func (m *Metrics) Rejections(reasons ...string) {
+	for _, r := range reasons {
+		m.rejections.WithLabelValues(r)
+	}
 }
 
 // Rejected counts a request refused by a limit, e.g. "overloaded".
