@@ -53,6 +53,10 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	acc, err := newAccess(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	obs := newObservers(cfg, log)
 	rec, err := newRecording(cfg, log, obs.recordingOutcome)
 	if err != nil {
@@ -74,8 +78,10 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	svc := live.New(st, engine, obs.watch(cfg, log, engine, live.Options{Logger: log, ReapInterval: cfg.ReapInterval, OwnerTTL: cfg.RedisOwnerTTL,
-		Recorder: rec.factory()}))
-	ws := signal.NewServer(svc, signal.Config{MaxMessageBytes: cfg.MaxMessageBytes, Logger: log})
+		Recorder: rec.factory(), OnRejected: obs.rejected,
+		Limits: live.Limits{MaxRooms: cfg.MaxRooms, MaxViewersPerRoom: cfg.MaxViewersPerRoom, MaxCandidates: cfg.MaxCandidates}}))
+	ws := signal.NewServer(svc, signal.Config{MaxMessageBytes: cfg.MaxMessageBytes, Logger: log,
+		Auth: acc.authn, MessagesPerSecond: cfg.MaxMessagesPerSecond, OriginPatterns: acc.origins, OnRejected: obs.rejected})
 	var ice []httpapi.ICEServer
 	for _, s := range cfg.ICEServers {
 		ice = append(ice, httpapi.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
@@ -85,11 +91,16 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		whipICE = append(whipICE, whip.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
 	}
 	wh := whip.New(svc, whip.Config{StreamKey: cfg.StreamKey, StreamKeys: cfg.StreamKeys,
-		ICEServers: whipICE, MaxBodyBytes: cfg.MaxMessageBytes, Logger: log})
-	handler := httpapi.New(svc, httpapi.Config{
+		ICEServers: whipICE, MaxBodyBytes: cfg.MaxMessageBytes, Logger: log, Auth: acc.authn, OnRejected: obs.rejected})
+	hc := httpapi.Config{
 		BasePath: cfg.BasePath, MaxBodyBytes: cfg.MaxMessageBytes, ICEServers: ice,
 		WebSocket: ws, WHIP: wh, Demo: web.Static(), Recordings: rec.api(), Logger: log, Metrics: obs.start(svc, engine),
-	})
+		Auth: acc.authn, AllowedOrigins: acc.origins, OnRejected: obs.rejected,
+	}
+	if acc.sessions != nil {
+		hc.Sessions = acc.sessions // not a nil *PerAddress in the interface
+	}
+	handler := httpapi.New(svc, hc)
 	a := &App{cfg: cfg, log: log, engine: engine, store: st, svc: svc, ws: ws, rec: rec, obs: obs,
 		http: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},

@@ -33,6 +33,7 @@ func newObservers(cfg config.Config, log *slog.Logger) *observers {
 	o := &observers{alertsDone: make(chan struct{})}
 	if cfg.Metrics {
 		o.metrics = metrics.New()
+		o.metrics.Rejections(rejectionReasons...)
 	}
 	if cfg.WebhookURL != "" {
 		hc := hooks.Config{URL: cfg.WebhookURL, Secret: cfg.WebhookSecret, Logger: log}
@@ -104,6 +105,14 @@ func (o *observers) admit() error {
 		o.metrics.Rejected("overloaded")
 	}
 	return err
+}
+
+// rejected counts a request refused by a grant or a limit (the transports'
+// and the domain's Reject* reasons).
+func (o *observers) rejected(reason string) {
+	if o.metrics != nil {
+		o.metrics.Rejected(reason)
+	}
 }
 
 // recordingOutcome counts what became of a recording (metrics.Recording*

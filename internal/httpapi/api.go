@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/onair-live/onair/internal/auth"
 	"github.com/onair-live/onair/internal/live"
 	"github.com/onair-live/onair/internal/media"
 )
@@ -23,10 +24,10 @@ import (
 // Broadcasts is what the REST API needs of the domain.
 type Broadcasts interface {
 	Rooms(ctx context.Context) ([]live.RoomInfo, error)
-	StartBroadcast(ctx context.Context, email string, req live.StartRequest) (live.RoomInfo, error)
-	EndBroadcast(ctx context.Context, email string) error
-	Join(ctx context.Context, email, roomID string) (live.RoomInfo, error)
-	Leave(ctx context.Context, email string) error
+	StartBroadcast(ctx context.Context, who auth.Principal, req live.StartRequest) (live.RoomInfo, error)
+	EndBroadcast(ctx context.Context, who auth.Principal) error
+	Join(ctx context.Context, who auth.Principal, roomID string) (live.RoomInfo, error)
+	Leave(ctx context.Context, who auth.Principal) error
 	Pipelines() []media.Pipeline
 	PresenterEndpoints(ctx context.Context, email string) ([]media.Endpoint, error)
 	Orphans(ctx context.Context) ([]media.Pipeline, []media.Endpoint, error)
@@ -54,6 +55,18 @@ type Config struct {
 	Metrics        http.Handler // served at GET /metrics if set
 	Logger         *slog.Logger
 	RequestTimeout time.Duration
+
+	// Access (access.go). Auth nil is trusted-header mode.
+	Auth *auth.Authenticator
+	// AllowedOrigins are the browser origins that may call (CORS and the
+	// WebSocket); empty or "*": any.
+	AllowedOrigins []string
+	// Sessions, if set, bounds how often one address may start or join a
+	// room, open the WebSocket, or POST to WHIP or WHEP.
+	Sessions Limiter
+	// OnRejected observes refusals by reason (the Reject* constants), for
+	// metrics; it must not block.
+	OnRejected func(reason string)
 }
 
 // New returns the server's whole HTTP handler.
@@ -67,40 +80,53 @@ func New(svc Broadcasts, cfg Config) http.Handler {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 20 * time.Second
 	}
-	a := &api{svc: svc, cfg: cfg, log: cfg.Logger.With("component", "http")}
+	a := &api{svc: svc, cfg: cfg, log: cfg.Logger.With("component", "http"), origins: newOrigins(cfg.AllowedOrigins)}
 	mux := http.NewServeMux()
 	b := cfg.BasePath
-	mux.HandleFunc("GET "+b+"/room/list", a.listRooms)
-	mux.HandleFunc("POST "+b+"/room/live", a.startBroadcast)
+	// Every route needs a valid token when tokens are on, but the health
+	// check (load balancers) and the demo page; the admin API needs the
+	// admin grant; routes that make sessions are rate-limited per address.
+	mux.HandleFunc("GET "+b+"/room/list", a.authenticated(a.listRooms))
+	mux.Handle("POST "+b+"/room/live", a.limited(http.HandlerFunc(a.startBroadcast), false))
 	mux.HandleFunc("DELETE "+b+"/room/live", a.endBroadcast)
-	mux.HandleFunc("POST "+b+"/room/view", a.join)
+	mux.Handle("POST "+b+"/room/view", a.limited(http.HandlerFunc(a.join), false))
 	mux.HandleFunc("DELETE "+b+"/room/view", a.leave)
-	mux.HandleFunc("GET "+b+"/media/pipelines", a.pipelines)
-	mux.HandleFunc("GET "+b+"/media/endpoints/{email}", a.endpoints)
-	mux.HandleFunc("GET "+b+"/media/pipelines/exception", a.orphans)
-	mux.HandleFunc("DELETE "+b+"/media/pipelines/exception", a.reclaim)
-	mux.HandleFunc("GET "+b+"/media/cpu", a.cpu)
-	mux.HandleFunc("GET "+b+"/media/memory", a.memory)
-	mux.HandleFunc("GET "+b+"/healthcheck/_check", a.health)
-	mux.HandleFunc("GET "+b+"/config", a.clientConfig)
-	if cfg.Recordings != nil {
-		mux.HandleFunc("GET "+b+"/media/recordings", a.listRecordings)
-		mux.HandleFunc("GET "+b+"/media/recordings/{name}", a.getRecording)
+	adminAPI := map[string]http.HandlerFunc{
+		"GET " + b + "/media/pipelines":              a.pipelines,
+		"GET " + b + "/media/endpoints/{email}":      a.endpoints,
+		"GET " + b + "/media/pipelines/exception":    a.orphans,
+		"DELETE " + b + "/media/pipelines/exception": a.reclaim,
+		"GET " + b + "/media/cpu":                    a.cpu,
+		"GET " + b + "/media/memory":                 a.memory,
 	}
+	if cfg.Recordings != nil {
+		adminAPI["GET "+b+"/media/recordings"] = a.listRecordings
+		adminAPI["GET "+b+"/media/recordings/{name}"] = a.getRecording
+	}
+	for pattern, h := range adminAPI {
+		mux.Handle(pattern, a.admin(h))
+	}
+	mux.HandleFunc("GET "+b+"/healthcheck/_check", a.health)
+	mux.HandleFunc("GET "+b+"/config", a.authenticated(a.clientConfig))
 	if cfg.WebSocket != nil {
-		mux.Handle("GET "+b+"/ws", cfg.WebSocket)
+		// The WebSocket authenticates its own upgrades (the token is in
+		// the query: browsers cannot set headers on it).
+		mux.Handle("GET "+b+"/ws", a.limited(cfg.WebSocket, false))
 	}
 	if cfg.WHIP != nil {
 		// Registered per method: a method-less "/whip/" and "OPTIONS /" below
 		// are each more specific than the other in one way, which net/http
 		// refuses with a panic when the handler is built.
-		for _, m := range []string{http.MethodPost, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+		// WHIP authenticates its own requests (its errors are plain text).
+		for _, m := range []string{http.MethodPatch, http.MethodDelete, http.MethodOptions} {
 			mux.Handle(m+" /whip/", cfg.WHIP)
 			mux.Handle(m+" /whep/", cfg.WHIP)
 		}
+		mux.Handle("POST /whip/", a.limited(cfg.WHIP, true))
+		mux.Handle("POST /whep/", a.limited(cfg.WHIP, true))
 	}
 	if cfg.Metrics != nil {
-		mux.Handle("GET /metrics", cfg.Metrics)
+		mux.Handle("GET /metrics", a.admin(cfg.Metrics))
 	}
 	// Preflights that no route answers itself get the CORS headers alone.
 	mux.HandleFunc("OPTIONS /", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
@@ -111,9 +137,10 @@ func New(svc Broadcasts, cfg Config) http.Handler {
 }
 
 type api struct {
-	svc Broadcasts
-	cfg Config
-	log *slog.Logger
+	svc     Broadcasts
+	cfg     Config
+	log     *slog.Logger
+	origins origins
 }
 
 type roomBody struct {
@@ -147,6 +174,7 @@ func (a *api) decode(w http.ResponseWriter, r *http.Request, v any) error {
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooBig):
+			a.rejected(RejectBodyTooLarge)
 			return live.ErrBadRequest.With("body larger than %d bytes", a.cfg.MaxBodyBytes)
 		case errors.Is(err, io.EOF):
 			return live.ErrBadRequest.With("empty body: send a JSON object")
@@ -157,6 +185,10 @@ func (a *api) decode(w http.ResponseWriter, r *http.Request, v any) error {
 }
 
 func (a *api) startBroadcast(w http.ResponseWriter, r *http.Request) {
+	who, ok := a.authenticate(w, r)
+	if !ok {
+		return
+	}
 	var req struct {
 		RoomID     string `json:"roomId"`
 		Title      string `json:"title"`
@@ -173,7 +205,7 @@ func (a *api) startBroadcast(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.RequestTimeout)
 	defer cancel()
-	room, err := a.svc.StartBroadcast(ctx, email(r), live.StartRequest{RoomID: req.RoomID, Title: req.Title, ProfileURL: req.ProfileURL})
+	room, err := a.svc.StartBroadcast(ctx, who, live.StartRequest{RoomID: req.RoomID, Title: req.Title, ProfileURL: req.ProfileURL})
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
@@ -182,7 +214,11 @@ func (a *api) startBroadcast(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) endBroadcast(w http.ResponseWriter, r *http.Request) {
-	if err := a.svc.EndBroadcast(r.Context(), email(r)); err != nil {
+	who, ok := a.authenticate(w, r)
+	if !ok {
+		return
+	}
+	if err := a.svc.EndBroadcast(r.Context(), who); err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}
@@ -190,6 +226,10 @@ func (a *api) endBroadcast(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) join(w http.ResponseWriter, r *http.Request) {
+	who, ok := a.authenticate(w, r)
+	if !ok {
+		return
+	}
 	var req struct {
 		RoomID string `json:"roomId"`
 	}
@@ -197,7 +237,7 @@ func (a *api) join(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	room, err := a.svc.Join(r.Context(), email(r), req.RoomID)
+	room, err := a.svc.Join(r.Context(), who, req.RoomID)
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
@@ -206,7 +246,11 @@ func (a *api) join(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) leave(w http.ResponseWriter, r *http.Request) {
-	if err := a.svc.Leave(r.Context(), email(r)); err != nil {
+	who, ok := a.authenticate(w, r)
+	if !ok {
+		return
+	}
+	if err := a.svc.Leave(r.Context(), who); err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}
@@ -295,6 +339,3 @@ func (a *api) clientConfig(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"iceServers": servers, "basePath": a.cfg.BasePath})
 }
-
-// email is the caller's identity: the original's email header.
-func email(r *http.Request) string { return r.Header.Get("email") }

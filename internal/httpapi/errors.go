@@ -25,6 +25,12 @@ func status(e *live.Error) int {
 		return http.StatusConflict
 	case live.KindUnavailable:
 		return http.StatusServiceUnavailable
+	case live.KindUnauthorized:
+		return http.StatusUnauthorized
+	case live.KindForbidden:
+		return http.StatusForbidden
+	case live.KindTooMany:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }
@@ -43,8 +49,11 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	}
 	code := status(e)
 	lvl := slog.LevelInfo
-	if code >= 500 {
+	switch {
+	case code >= 500:
 		lvl = slog.LevelError
+	case code == http.StatusTooManyRequests:
+		lvl = slog.LevelDebug // a flood must not flood the log: metrics count them
 	}
 	log.Log(r.Context(), lvl, "request failed", "method", r.Method, "path", r.URL.Path,
 		"status", code, "error", e.Name, "detail", e.Detail, "err", e.Err)

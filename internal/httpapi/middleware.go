@@ -3,18 +3,32 @@ package httpapi
 import (
 	"net/http"
 	"runtime/debug"
+
+	"github.com/onair-live/onair/internal/live"
 )
 
-// cors lets browser pages and players on other origins call the API, as the
-// original's browser page did, and read the WHIP/WHEP response headers.
+// cors lets browser pages and players on the allowed origins (any, by
+// default, as the original's browser page needed) call the API and read the
+// WHIP/WHEP response headers. A request from another origin is refused
+// with 403, the WebSocket's upgrade included.
 func (a *api) cors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if origin := r.Header.Get("Origin"); origin != "" {
+			if !a.origins.allowed(r) {
+				a.rejected(RejectOrigin)
+				writeError(w, r, a.log, live.ErrForbidden.With("origin %q is not allowed", origin))
+				return
+			}
 			h := w.Header()
-			h.Set("Access-Control-Allow-Origin", "*")
+			if a.origins.any {
+				h.Set("Access-Control-Allow-Origin", "*")
+			} else {
+				h.Set("Access-Control-Allow-Origin", origin)
+				h.Add("Vary", "Origin")
+			}
 			h.Set("Access-Control-Allow-Headers", "Content-Type, email, Authorization, If-Match")
 			h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE, OPTIONS")
-			h.Set("Access-Control-Expose-Headers", "Location, ETag, Link, Accept-Post, Retry-After")
+			h.Set("Access-Control-Expose-Headers", "Location, ETag, Link, Accept-Post, Retry-After, WWW-Authenticate")
 		}
 		next.ServeHTTP(w, r)
 	})

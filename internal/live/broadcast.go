@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/onair-live/onair/internal/auth"
 	"github.com/onair-live/onair/internal/media"
 	"github.com/onair-live/onair/internal/store"
 )
@@ -17,8 +18,13 @@ type StartRequest struct {
 }
 
 // StartBroadcast creates a room, its pipeline and the presenter's endpoint.
-func (s *Service) StartBroadcast(ctx context.Context, email string, req StartRequest) (RoomInfo, error) {
+// who needs the publish grant on the room; it becomes the presenter.
+func (s *Service) StartBroadcast(ctx context.Context, who auth.Principal, req StartRequest) (RoomInfo, error) {
+	email := who.Subject
 	if err := Required(map[string]string{"email": email, "roomId": req.RoomID}); err != nil {
+		return RoomInfo{}, err
+	}
+	if err := s.mayPublish(who, req.RoomID); err != nil {
 		return RoomInfo{}, err
 	}
 	if err := s.admit(); err != nil {
@@ -43,6 +49,10 @@ func (s *Service) StartBroadcast(ctx context.Context, email string, req StartReq
 	if _, ok := s.rooms[req.RoomID]; ok {
 		s.mu.Unlock()
 		return RoomInfo{}, ErrAlreadyIn.With("room %s is already live", req.RoomID)
+	}
+	if err := s.roomsLeft(); err != nil {
+		s.mu.Unlock()
+		return RoomInfo{}, err
 	}
 	r := &room{id: req.RoomID, viewers: map[string]*member{}}
 	r.mu.Lock()
@@ -117,16 +127,24 @@ func (s *Service) newEndpoint(pl media.Pipeline, role media.Role, m *member, r *
 
 // EndBroadcast ends the presenter's room: every viewer is told, every
 // endpoint and the pipeline are released, the room is removed. Unlike the
-// original, it works before the presenter has opened its WebSocket.
-func (s *Service) EndBroadcast(ctx context.Context, email string) error {
+// original, it works before the presenter has opened its WebSocket. Only
+// the presenter ends a room: who's own, which needs the publish grant.
+func (s *Service) EndBroadcast(ctx context.Context, who auth.Principal) error {
+	email := who.Subject
 	if err := Required(map[string]string{"email": email}); err != nil {
 		return err
+	}
+	if !who.Has(auth.GrantPublish) {
+		return s.forbidden(who, "", "end a broadcast")
 	}
 	u, err := s.store.User(ctx, email)
 	if isNotFound(err) || (err == nil && u.Role != store.RolePresenter) {
 		return ErrNoRoom.With("%s is not presenting", email)
 	} else if err != nil {
 		return s.storeErr(err)
+	}
+	if err := s.mayPublish(who, u.RoomID); err != nil {
+		return err
 	}
 	r := s.room(u.RoomID)
 	if r == nil {
@@ -209,9 +227,14 @@ func (s *Service) tornDown() {
 	}
 }
 
-// Join adds a viewer to a room and creates its endpoint.
-func (s *Service) Join(ctx context.Context, email, roomID string) (RoomInfo, error) {
+// Join adds a viewer to a room and creates its endpoint. who needs the
+// view grant on the room.
+func (s *Service) Join(ctx context.Context, who auth.Principal, roomID string) (RoomInfo, error) {
+	email := who.Subject
 	if err := Required(map[string]string{"email": email, "roomId": roomID}); err != nil {
+		return RoomInfo{}, err
+	}
+	if err := s.mayView(who, roomID); err != nil {
 		return RoomInfo{}, err
 	}
 	if _, err := s.store.User(ctx, email); err == nil {
@@ -230,6 +253,9 @@ func (s *Service) Join(ctx context.Context, email, roomID string) (RoomInfo, err
 	}
 	if _, ok := r.viewers[email]; ok || r.presenter.email == email {
 		return RoomInfo{}, ErrAlreadyIn.With("%s is already in room %s", email, roomID)
+	}
+	if err := s.seatsLeft(r); err != nil {
+		return RoomInfo{}, err
 	}
 	m := &member{email: email, roomID: roomID, role: store.RoleViewer}
 	ep, err := s.newEndpoint(r.pipeline, media.Subscriber, m, r)
@@ -257,8 +283,10 @@ func (s *Service) Join(ctx context.Context, email, roomID string) (RoomInfo, err
 	return infoOf(rec), nil
 }
 
-// Leave removes a viewer from its room and releases its endpoint.
-func (s *Service) Leave(ctx context.Context, email string) error {
+// Leave removes a viewer from its room and releases its endpoint: who's
+// own seat, which needs no grant.
+func (s *Service) Leave(ctx context.Context, who auth.Principal) error {
+	email := who.Subject
 	if err := Required(map[string]string{"email": email}); err != nil {
 		return err
 	}

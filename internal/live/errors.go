@@ -13,6 +13,9 @@ const (
 	KindConflict
 	KindInternal
 	KindUnavailable
+	KindUnauthorized // no valid credentials
+	KindForbidden    // valid credentials without the grant
+	KindTooMany      // a rate or a limit was exceeded: try again later
 )
 
 // Error is a domain error with the protocol's name, code and message
@@ -78,6 +81,15 @@ var (
 	ErrBadRequest  = &Error{Name: "BAD_REQUEST", Code: 4000, Message: "The request is not valid.", Kind: KindBadRequest}
 	ErrUnavailable = &Error{Name: "UNAVAILABLE", Code: 5030, Message: "The server cannot take this request now.", Kind: KindUnavailable}
 	ErrInternal    = &Error{Name: "INTERNAL", Code: 5000, Message: "Internal Server Error.", Kind: KindInternal}
+
+	// Access and limits (access.go; UNAUTHORIZED and TOO_MANY_REQUESTS are
+	// the transports').
+	ErrUnauthorized      = &Error{Name: "UNAUTHORIZED", Code: 4010, Message: "A valid token is required.", Kind: KindUnauthorized}
+	ErrForbidden         = &Error{Name: "FORBIDDEN", Code: 4030, Message: "You are not allowed to do this.", Kind: KindForbidden}
+	ErrTooManyRequests   = &Error{Name: "TOO_MANY_REQUESTS", Code: 4290, Message: "Too many requests: slow down.", Kind: KindTooMany}
+	ErrRoomFull          = &Error{Name: "ROOM_FULL", Code: 4291, Message: "The room is full.", Kind: KindTooMany}
+	ErrTooManyCandidates = &Error{Name: "TOO_MANY_CANDIDATES", Code: 4292, Message: "Too many ICE candidates for one session.", Kind: KindTooMany}
+	ErrTooManyRooms      = &Error{Name: "TOO_MANY_ROOMS", Code: 5031, Message: "The server has as many rooms as it may hold.", Kind: KindUnavailable}
 )
 
 // Rejections of a WebSocket offer. Their text is what the client is shown in
@@ -90,4 +102,5 @@ var (
 	ErrAlreadyViewer = errors.New("You are already receiving this broadcast.")
 	ErrSessionBound  = errors.New("This WebSocket already signals for another user or room.")
 	ErrMissingField  = errors.New("The message lacks roomId, email or sdpOffer.")
+	ErrNotYou        = errors.New("This connection is signed in as another user.")
 )

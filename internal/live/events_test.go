@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/onair-live/onair/internal/auth"
 	"github.com/onair-live/onair/internal/live"
 	"github.com/onair-live/onair/internal/sfu"
 	"github.com/onair-live/onair/internal/store"
@@ -55,18 +56,18 @@ func TestLifecycleEvents(t *testing.T) {
 	rec := &recorder{}
 	svc := newService(t, rec)
 	ctx := context.Background()
-	if _, err := svc.StartBroadcast(ctx, "p@x", live.StartRequest{RoomID: "r1", Title: "T", ProfileURL: "u"}); err != nil {
+	if _, err := svc.StartBroadcast(ctx, auth.Trusted("p@x"), live.StartRequest{RoomID: "r1", Title: "T", ProfileURL: "u"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, v := range []string{"a@x", "b@x", "c@x"} {
-		if _, err := svc.Join(ctx, v, "r1"); err != nil {
+		if _, err := svc.Join(ctx, auth.Trusted(v), "r1"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := svc.Leave(ctx, "a@x"); err != nil {
+	if err := svc.Leave(ctx, auth.Trusted("a@x")); err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.EndBroadcast(ctx, "p@x"); err != nil {
+	if err := svc.EndBroadcast(ctx, auth.Trusted("p@x")); err != nil {
 		t.Fatal(err)
 	}
 	got := rec.summary()
@@ -98,7 +99,7 @@ func TestShutdownEvents(t *testing.T) {
 	svc := newService(t, rec)
 	ctx := context.Background()
 	for _, r := range []string{"r1", "r2"} {
-		if _, err := svc.StartBroadcast(ctx, "p-"+r, live.StartRequest{RoomID: r, Title: "T", ProfileURL: "u"}); err != nil {
+		if _, err := svc.StartBroadcast(ctx, auth.Trusted("p-"+r), live.StartRequest{RoomID: r, Title: "T", ProfileURL: "u"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -108,7 +109,7 @@ func TestShutdownEvents(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("events:\n got %q\nwant %q", got, want)
 	}
-	if _, err := svc.StartBroadcast(ctx, "late", live.StartRequest{RoomID: "r3", Title: "T", ProfileURL: "u"}); err == nil {
+	if _, err := svc.StartBroadcast(ctx, auth.Trusted("late"), live.StartRequest{RoomID: "r3", Title: "T", ProfileURL: "u"}); err == nil {
 		t.Fatal("a broadcast started after shutdown")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onair-live/onair/internal/auth"
 	"github.com/onair-live/onair/internal/httpapi"
 	"github.com/onair-live/onair/internal/live"
 	"github.com/onair-live/onair/internal/sfu"
@@ -53,11 +54,11 @@ func newReapService(t *testing.T, reap time.Duration) (*live.Service, *sfu.Engin
 
 func startReapRoom(t *testing.T, svc *live.Service, presenter, roomID string, viewers ...string) {
 	t.Helper()
-	if _, err := svc.StartBroadcast(reapCtx, presenter, live.StartRequest{RoomID: roomID, Title: "t", ProfileURL: "p"}); err != nil {
+	if _, err := svc.StartBroadcast(reapCtx, auth.Trusted(presenter), live.StartRequest{RoomID: roomID, Title: "t", ProfileURL: "p"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, v := range viewers {
-		if _, err := svc.Join(reapCtx, v, roomID); err != nil {
+		if _, err := svc.Join(reapCtx, auth.Trusted(v), roomID); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -162,7 +163,7 @@ func TestReclaimViewerWhoseRecordVanished(t *testing.T) {
 		t.Errorf("counts %+v, want %+v", got, want)
 	}
 	// v1 may join again.
-	if _, err := svc.Join(reapCtx, "v1", "room-a"); err != nil {
+	if _, err := svc.Join(reapCtx, auth.Trusted("v1"), "room-a"); err != nil {
 		t.Errorf("v1 rejoining: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onair-live/onair/internal/auth"
 	"github.com/onair-live/onair/internal/live"
 	"github.com/onair-live/onair/internal/sfu"
 	"github.com/onair-live/onair/internal/store"
@@ -152,11 +153,11 @@ func TestSyncRepairsOwnRecords(t *testing.T) {
 	st := store.NewMemory()
 	rec := &recorder{}
 	svc := newOwnedService(t, st, "me", rec)
-	if _, err := svc.StartBroadcast(octx, "ann", live.StartRequest{RoomID: "a", Title: "T", ProfileURL: "u"}); err != nil {
+	if _, err := svc.StartBroadcast(octx, auth.Trusted("ann"), live.StartRequest{RoomID: "a", Title: "T", ProfileURL: "u"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, v := range []string{"v1", "v2"} {
-		if _, err := svc.Join(octx, v, "a"); err != nil {
+		if _, err := svc.Join(octx, auth.Trusted(v), "a"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -206,10 +207,10 @@ func TestSyncRepairsOwnRecords(t *testing.T) {
 		t.Errorf("v1 after the restore = %+v, %v", u, err)
 	}
 	// And the room works as before.
-	if info, err := svc.Join(octx, "v3", "a"); err != nil || info.Count != 3 {
+	if info, err := svc.Join(octx, auth.Trusted("v3"), "a"); err != nil || info.Count != 3 {
 		t.Errorf("Join after the restore = %+v, %v", info, err)
 	}
-	if err := svc.EndBroadcast(octx, "ann"); err != nil {
+	if err := svc.EndBroadcast(octx, auth.Trusted("ann")); err != nil {
 		t.Fatal(err)
 	}
 	if rs, _ := st.Rooms(octx); len(rs) != 0 {
@@ -230,14 +231,14 @@ func TestRoomOfAnotherProcess(t *testing.T) {
 	}
 	recordRoom(t, st, "theirs", "other")
 	svc := newOwnedService(t, st, "me", &recorder{})
-	_, err := svc.Join(octx, "v", "theirs")
+	_, err := svc.Join(octx, auth.Trusted("v"), "theirs")
 	if !errors.Is(err, live.ErrNoRoom) || !strings.Contains(err.Error(), "another onair process (other)") {
 		t.Errorf("Join of another process's room: %v", err)
 	}
 	if _, err := st.User(octx, "v"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("a refused join left a record: %v", err)
 	}
-	if err := svc.EndBroadcast(octx, "p-theirs"); err != nil {
+	if err := svc.EndBroadcast(octx, auth.Trusted("p-theirs")); err != nil {
 		t.Errorf("EndBroadcast of another process's room: %v", err)
 	}
 	if _, err := st.Room(octx, "theirs"); !errors.Is(err, store.ErrNotFound) {

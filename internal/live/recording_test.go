@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/onair-live/onair/internal/auth"
 	"github.com/onair-live/onair/internal/live"
 	"github.com/onair-live/onair/internal/media"
 	"github.com/onair-live/onair/internal/sfu"
@@ -107,14 +108,14 @@ func TestRecordingLifecycle(t *testing.T) {
 		got = append(got, s)
 		return sink, nil
 	}, ev)
-	if _, err := svc.StartBroadcast(ctx, "p@x", live.StartRequest{RoomID: "r1", Title: "T", ProfileURL: "u"}); err != nil {
+	if _, err := svc.StartBroadcast(ctx, auth.Trusted("p@x"), live.StartRequest{RoomID: "r1", Title: "T", ProfileURL: "u"}); err != nil {
 		t.Fatal(err)
 	}
 	eps, _ := svc.PresenterEndpoints(ctx, "p@x")
 	if len(eps) != 1 {
 		t.Fatalf("before the offer: %d endpoints, want the presenter's only", len(eps))
 	}
-	if _, err := svc.Present(ctx, fakeSession{"sess-1"}, live.Offer{RoomID: "r1", Email: "p@x", SDP: presenterOffer(t)}); err != nil {
+	if _, err := svc.Present(ctx, fakeSession{"sess-1"}, auth.Trusted("p@x"), live.Offer{RoomID: "r1", Email: "p@x", SDP: presenterOffer(t)}); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 1 || got[0] != (live.RecordingStart{RoomID: "r1", Title: "T", ProfileURL: "u", Presenter: "p@x", SessionID: "sess-1"}) {
@@ -142,7 +143,7 @@ func TestRecordingLifecycle(t *testing.T) {
 	if _, orphans, err := svc.Orphans(ctx); err != nil || len(orphans) != 0 {
 		t.Errorf("orphan endpoints %v (%v), want none", orphans, err)
 	}
-	if err := svc.EndBroadcast(ctx, "p@x"); err != nil {
+	if err := svc.EndBroadcast(ctx, auth.Trusted("p@x")); err != nil {
 		t.Fatal(err)
 	}
 	sink.mu.Lock()
@@ -170,17 +171,17 @@ func TestRecordingRefused(t *testing.T) {
 	svc := newRecordingService(t, func(live.RecordingStart) (live.RecordingSink, error) {
 		return nil, errors.New("disk full")
 	}, ev)
-	if _, err := svc.StartBroadcast(ctx, "p@x", live.StartRequest{RoomID: "r1", Title: "T", ProfileURL: "u"}); err != nil {
+	if _, err := svc.StartBroadcast(ctx, auth.Trusted("p@x"), live.StartRequest{RoomID: "r1", Title: "T", ProfileURL: "u"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Present(ctx, fakeSession{"sess-1"}, live.Offer{RoomID: "r1", Email: "p@x", SDP: presenterOffer(t)}); err != nil {
+	if _, err := svc.Present(ctx, fakeSession{"sess-1"}, auth.Trusted("p@x"), live.Offer{RoomID: "r1", Email: "p@x", SDP: presenterOffer(t)}); err != nil {
 		t.Fatalf("offer refused: %v", err)
 	}
 	eps, _ := svc.PresenterEndpoints(ctx, "p@x")
 	if len(eps) != 1 {
 		t.Errorf("%d endpoints, want the presenter's only", len(eps))
 	}
-	if err := svc.EndBroadcast(ctx, "p@x"); err != nil {
+	if err := svc.EndBroadcast(ctx, auth.Trusted("p@x")); err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range ev.summary() {

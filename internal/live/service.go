@@ -68,6 +68,12 @@ type Options struct {
 	// Recorder, if set, makes the recording of a broadcast whose presenter's
 	// offer was accepted (recording.go). It must not block.
 	Recorder func(RecordingStart) (RecordingSink, error)
+	// Limits bound rooms, viewers and candidates (access.go).
+	Limits Limits
+	// OnRejected observes each request the domain refuses by a grant or a
+	// limit, by reason (the Reject* constants), for metrics; it must not
+	// block.
+	OnRejected func(reason string)
 }
 
 // Service implements the broadcast lifecycle.
@@ -113,7 +119,10 @@ type member struct {
 	role     store.Role
 	endpoint media.Endpoint
 	offered  bool // an offer was accepted (guarded by room.mu)
-	session  atomic.Pointer[sessionRef]
+	// candidates counts the client's ICE candidates given to the endpoint
+	// (access.go: Limits.MaxCandidates).
+	candidates atomic.Int64
+	session    atomic.Pointer[sessionRef]
 }
 
 type sessionRef struct{ Session }

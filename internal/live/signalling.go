@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/onair-live/onair/internal/auth"
 	"github.com/onair-live/onair/internal/media"
 	"github.com/onair-live/onair/internal/store"
 )
@@ -20,19 +21,24 @@ type Offer struct {
 }
 
 // Present negotiates the presenter's offer and binds the session to it.
-// A returned error's text is the rejection the client is shown.
-func (s *Service) Present(ctx context.Context, sess Session, o Offer) (string, error) {
-	return s.offer(ctx, sess, o, store.RolePresenter)
+// who must be the offer's user, with the publish grant on its room. A
+// returned error's text is the rejection the client is shown.
+func (s *Service) Present(ctx context.Context, sess Session, who auth.Principal, o Offer) (string, error) {
+	return s.offer(ctx, sess, who, o, store.RolePresenter)
 }
 
-// View negotiates a viewer's offer and binds the session to it.
-func (s *Service) View(ctx context.Context, sess Session, o Offer) (string, error) {
-	return s.offer(ctx, sess, o, store.RoleViewer)
+// View negotiates a viewer's offer and binds the session to it. who must be
+// the offer's user, with the view grant on its room.
+func (s *Service) View(ctx context.Context, sess Session, who auth.Principal, o Offer) (string, error) {
+	return s.offer(ctx, sess, who, o, store.RoleViewer)
 }
 
-func (s *Service) offer(ctx context.Context, sess Session, o Offer, role store.Role) (string, error) {
+func (s *Service) offer(ctx context.Context, sess Session, who auth.Principal, o Offer, role store.Role) (string, error) {
 	if strings.TrimSpace(o.RoomID) == "" || strings.TrimSpace(o.Email) == "" || strings.TrimSpace(o.SDP) == "" {
 		return "", ErrMissingField
+	}
+	if err := s.mayOffer(who, o, role); err != nil {
+		return "", err
 	}
 	r := s.room(o.RoomID)
 	if r == nil {
@@ -118,6 +124,9 @@ func (s *Service) AddCandidate(sessionID string, c media.Candidate) error {
 	if m == nil {
 		return ErrNoSession.With("session %s has sent no offer", sessionID)
 	}
+	if err := s.candidatesLeft(m); err != nil {
+		return err
+	}
 	if err := m.endpoint.AddCandidate(c); err != nil {
 		if errors.Is(err, media.ErrReleased) {
 			return ErrNoSession.With("session %s has ended", sessionID)
@@ -153,11 +162,11 @@ func (s *Service) SessionClosed(sessionID string) {
 
 // Publish goes live and negotiates the presenter in one step (WHIP): the
 // room is created, and removed again if the offer fails.
-func (s *Service) Publish(ctx context.Context, sess Session, email string, req StartRequest, offer string) (string, error) {
-	if _, err := s.StartBroadcast(ctx, email, req); err != nil {
+func (s *Service) Publish(ctx context.Context, sess Session, who auth.Principal, req StartRequest, offer string) (string, error) {
+	if _, err := s.StartBroadcast(ctx, who, req); err != nil {
 		return "", err
 	}
-	answer, err := s.Present(ctx, sess, Offer{RoomID: req.RoomID, Email: email, SDP: offer, Gathered: true})
+	answer, err := s.Present(ctx, sess, who, Offer{RoomID: req.RoomID, Email: who.Subject, SDP: offer, Gathered: true})
 	if err != nil {
 		if r := s.room(req.RoomID); r != nil {
 			s.teardown(ctx, r, ReasonFailed, "publish failed", StopEnded)
@@ -169,14 +178,14 @@ func (s *Service) Publish(ctx context.Context, sess Session, email string, req S
 
 // Watch joins a room and negotiates the viewer in one step (WHEP): the
 // viewer is removed again if the offer fails.
-func (s *Service) Watch(ctx context.Context, sess Session, email, roomID, offer string) (string, error) {
-	if _, err := s.Join(ctx, email, roomID); err != nil {
+func (s *Service) Watch(ctx context.Context, sess Session, who auth.Principal, roomID, offer string) (string, error) {
+	if _, err := s.Join(ctx, who, roomID); err != nil {
 		return "", err
 	}
-	answer, err := s.View(ctx, sess, Offer{RoomID: roomID, Email: email, SDP: offer, Gathered: true})
+	answer, err := s.View(ctx, sess, who, Offer{RoomID: roomID, Email: who.Subject, SDP: offer, Gathered: true})
 	if err != nil {
 		if r := s.room(roomID); r != nil {
-			s.removeViewer(ctx, r, email, nil, ReasonFailed, "offer failed", 0)
+			s.removeViewer(ctx, r, who.Subject, nil, ReasonFailed, "offer failed", 0)
 		}
 		return "", err
 	}

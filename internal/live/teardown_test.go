@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onair-live/onair/internal/auth"
 	"github.com/onair-live/onair/internal/live"
 	"github.com/onair-live/onair/internal/sfu"
 	"github.com/onair-live/onair/internal/store"
@@ -44,12 +45,12 @@ func TestShutdownWaitsForATeardownInProgress(t *testing.T) {
 	st := &gatedStore{Memory: store.NewMemory(), entered: make(chan struct{}), gate: make(chan struct{})}
 	svc := live.New(st, engine, live.Options{Logger: log})
 	ctx := context.Background()
-	if _, err := svc.StartBroadcast(ctx, "ann", live.StartRequest{RoomID: "room-a", Title: "t", ProfileURL: "p"}); err != nil {
+	if _, err := svc.StartBroadcast(ctx, auth.Trusted("ann"), live.StartRequest{RoomID: "room-a", Title: "t", ProfileURL: "p"}); err != nil {
 		t.Fatal(err)
 	}
 
 	ended := make(chan error, 1)
-	go func() { ended <- svc.EndBroadcast(ctx, "ann") }()
+	go func() { ended <- svc.EndBroadcast(ctx, auth.Trusted("ann")) }()
 	<-st.entered // the first teardown is at its last step
 
 	stopped := make(chan struct{})

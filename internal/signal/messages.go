@@ -15,6 +15,14 @@ type inbound struct {
 	Candidate *media.Candidate `json:"candidate"`
 }
 
+// decode reads one client message. Fields of the wrong type are an error;
+// unknown fields are ignored (clients send more than the server reads).
+func decode(data []byte) (inbound, error) {
+	var m inbound
+	err := json.Unmarshal(data, &m)
+	return m, err
+}
+
 type openMsg struct {
 	ID        string `json:"id"`
 	SessionID string `json:"session-id"`

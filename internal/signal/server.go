@@ -16,14 +16,15 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/onair-live/onair/internal/auth"
 	"github.com/onair-live/onair/internal/live"
 	"github.com/onair-live/onair/internal/media"
 )
 
 // Broadcasts is what the WebSocket needs of the domain.
 type Broadcasts interface {
-	Present(ctx context.Context, sess live.Session, o live.Offer) (string, error)
-	View(ctx context.Context, sess live.Session, o live.Offer) (string, error)
+	Present(ctx context.Context, sess live.Session, who auth.Principal, o live.Offer) (string, error)
+	View(ctx context.Context, sess live.Session, who auth.Principal, o live.Offer) (string, error)
 	AddCandidate(sessionID string, c media.Candidate) error
 	SessionClosed(sessionID string)
 }
@@ -40,6 +41,16 @@ type Config struct {
 	// the server's own (empty: any origin, as the original allowed).
 	OriginPatterns []string
 	Logger         *slog.Logger
+
+	// Auth authenticates the upgrade (nil: trusted-header mode, where each
+	// message's email is believed); see access.go.
+	Auth *auth.Authenticator
+	// MessagesPerSecond bounds each connection's messages (0: no limit), in
+	// bursts of twice as many.
+	MessagesPerSecond float64
+	// OnRejected observes refusals by reason (the Reject* constants), for
+	// metrics; it must not block.
+	OnRejected func(reason string)
 }
 
 // Server accepts WebSocket connections.
@@ -73,7 +84,13 @@ func NewServer(svc Broadcasts, cfg Config) *Server {
 }
 
 // ServeHTTP upgrades the request and serves the connection until it closes.
+// With tokens on, the upgrade needs one (in the token query parameter, or
+// Authorization: Bearer), and the connection acts for its subject only.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	who, ok := s.authenticate(w, r)
+	if !ok {
+		return
+	}
 	opts := &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled}
 	if len(s.cfg.OriginPatterns) == 0 {
 		opts.InsecureSkipVerify = true // any origin, as the original server allowed
@@ -85,7 +102,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("WebSocket upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	sess := newSession(s, conn, newSessionID(), r.RemoteAddr)
+	sess := newSession(s, conn, newSessionID(), r.RemoteAddr, who)
 	if !s.track(sess) {
 		conn.Close(websocket.StatusGoingAway, "server shutting down")
 		return

@@ -2,7 +2,6 @@ package signal
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +9,9 @@ import (
 	"sync"
 
 	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
 
+	"github.com/onair-live/onair/internal/auth"
 	"github.com/onair-live/onair/internal/live"
 	"github.com/onair-live/onair/internal/media"
 )
@@ -38,22 +39,35 @@ type session struct {
 	closeCode websocket.StatusCode
 	closeWhy  string
 
-	mu      sync.Mutex
-	holding bool     // an offer is being answered: candidates wait for the answer
-	held    [][]byte // candidates that wait
-	early   []media.Candidate
+	// Access (access.go). who is the token's principal when authed.
+	who    auth.Principal
+	authed bool
+	rate   *rate.Limiter // nil: no limit
+	over   int           // messages dropped in a row by rate (reader only)
+
+	mu         sync.Mutex
+	holding    bool     // an offer is being answered: candidates wait for the answer
+	held       [][]byte // candidates that wait
+	early      []media.Candidate
+	user, room string // what the connection signals for, once bound
 }
 
 var _ live.Session = (*session)(nil)
 
-func newSession(srv *Server, conn *websocket.Conn, id, remote string) *session {
-	return &session{
+func newSession(srv *Server, conn *websocket.Conn, id, remote string, who auth.Principal) *session {
+	s := &session{
 		srv: srv, conn: conn, id: id, remote: remote,
 		log:     srv.log.With("session", id, "remote", remote),
 		out:     make(chan []byte, outboxLength),
 		done:    make(chan struct{}),
 		closeCh: make(chan struct{}),
+		rate:    newMessageLimit(srv.cfg.MessagesPerSecond),
 	}
+	if !srv.cfg.Auth.Open() {
+		s.who, s.authed, s.user = who, true, who.Subject
+		s.log = s.log.With("user", who.Subject)
+	}
+	return s
 }
 
 func (s *session) ID() string { return s.id }
@@ -72,6 +86,11 @@ func (s *session) run(ctx context.Context) {
 	s.send(mustJSON(openMsg{ID: idOpen, SessionID: s.id}))
 	s.readLoop(ctx)
 	s.srv.svc.SessionClosed(s.id)
+	select {
+	case <-s.closeCh: // a close was asked for: let the writer send it
+		<-writerDone
+	default:
+	}
 	close(s.done)
 	<-writerDone
 	s.conn.CloseNow()
@@ -94,14 +113,26 @@ func (s *session) readLoop(ctx context.Context) {
 		}
 		if int64(len(data)) > soft {
 			if _, err := io.Copy(io.Discard, r); err != nil {
+				s.srv.rejected(RejectMessageTooLarge)
 				s.log.Warn("WebSocket message over the hard limit, closing", "limit", hard, "err", err)
 				return
 			}
+		}
+		ok, open := s.admit()
+		if !open {
+			return
+		}
+		if !ok {
+			continue
+		}
+		if int64(len(data)) > soft {
+			s.srv.rejected(RejectMessageTooLarge)
 			s.log.Warn("WebSocket message too large", "limit", soft)
 			s.sendError(fmt.Sprintf("message larger than %d bytes refused", soft))
 			continue
 		}
 		if typ != websocket.MessageText {
+			s.srv.rejected(RejectBadMessage)
 			s.sendError("binary messages are not supported: send JSON text")
 			continue
 		}
@@ -124,8 +155,9 @@ func (s *session) logClose(err error) {
 
 // handle acts on one client message.
 func (s *session) handle(ctx context.Context, data []byte) {
-	var m inbound
-	if err := json.Unmarshal(data, &m); err != nil {
+	m, err := decode(data)
+	if err != nil {
+		s.srv.rejected(RejectBadMessage)
 		s.log.Warn("malformed WebSocket message", "err", err, "bytes", len(data))
 		s.sendError("malformed JSON message: " + err.Error())
 		return
@@ -138,6 +170,7 @@ func (s *session) handle(ctx context.Context, data []byte) {
 	case idOnIceCandidate:
 		s.candidate(m)
 	default:
+		s.srv.rejected(RejectBadMessage)
 		s.log.Warn("unknown WebSocket message", "messageId", m.ID)
 		s.sendError(fmt.Sprintf("unknown message id %q", m.ID))
 	}
@@ -146,9 +179,17 @@ func (s *session) handle(ctx context.Context, data []byte) {
 // offer negotiates a presenter's or viewer's offer. The answer is sent before
 // any of the server's candidates, then the candidates the client sent early.
 func (s *session) offer(ctx context.Context, m inbound, respID string) {
+	if s.authed && m.Email == "" {
+		m.Email = s.who.Subject // the token says who; clients may leave it out
+	}
+	if err := s.boundTo(m.Email, m.RoomID); err != nil {
+		s.send(mustJSON(responseMsg{ID: respID, Response: "rejected", Message: err.Error()}))
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.srv.cfg.OfferTimeout)
 	defer cancel()
 	o := live.Offer{RoomID: m.RoomID, Email: m.Email, SDP: m.SDPOffer}
+	who := s.principal(m.Email)
 	s.hold()
 	defer s.release()
 	var (
@@ -156,14 +197,15 @@ func (s *session) offer(ctx context.Context, m inbound, respID string) {
 		err    error
 	)
 	if respID == idPresenterResponse {
-		answer, err = s.srv.svc.Present(ctx, s, o)
+		answer, err = s.srv.svc.Present(ctx, s, who, o)
 	} else {
-		answer, err = s.srv.svc.View(ctx, s, o)
+		answer, err = s.srv.svc.View(ctx, s, who, o)
 	}
 	if err != nil {
 		s.send(mustJSON(responseMsg{ID: respID, Response: "rejected", Message: err.Error()}))
 		return
 	}
+	s.bind(o.Email, o.RoomID)
 	s.send(mustJSON(responseMsg{ID: respID, Response: "accepted", SDPAnswer: answer}))
 	s.mu.Lock()
 	early := s.early
@@ -180,7 +222,12 @@ func (s *session) offer(ctx context.Context, m inbound, respID string) {
 // until the session's offer if it has none yet.
 func (s *session) candidate(m inbound) {
 	if m.Candidate == nil {
+		s.srv.rejected(RejectBadMessage)
 		s.sendError("onIceCandidate without a candidate")
+		return
+	}
+	if err := s.boundTo("", m.RoomID); err != nil {
+		s.sendError("candidate refused: " + err.Error())
 		return
 	}
 	err := s.srv.svc.AddCandidate(s.id, *m.Candidate)

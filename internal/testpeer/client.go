@@ -24,16 +24,18 @@ type Presenter struct {
 type PresenterOptions struct {
 	Publisher PublisherOptions
 	Negotiate NegotiateOptions
+	// Token, if set, is sent on the REST calls and in the WebSocket's URL.
+	Token string
 }
 
 // StartPresenter creates the room (POST /room/live), opens the WebSocket,
 // negotiates the presenter's offer and waits for the media connection.
 func (s *Server) StartPresenter(ctx context.Context, email, roomID string, o PresenterOptions) (*Presenter, error) {
-	r := s.REST.CreateRoom(email, roomID, "title of "+roomID, "https://example.com/"+email+".png")
+	r := s.REST.WithToken(o.Token).CreateRoom(email, roomID, "title of "+roomID, "https://example.com/"+email+".png")
 	if err := r.Want(http.StatusCreated); err != nil {
 		return nil, err
 	}
-	ws, err := DialWS(ctx, s.WSURL)
+	ws, err := DialWS(ctx, s.WSURLWith(o.Token))
 	if err != nil {
 		return nil, err
 	}
@@ -85,16 +87,18 @@ type Viewer struct {
 // ViewerOptions tune JoinViewer.
 type ViewerOptions struct {
 	Negotiate NegotiateOptions
+	// Token, if set, is sent on the REST calls and in the WebSocket's URL.
+	Token string
 }
 
 // JoinViewer joins the room (POST /room/view), opens the WebSocket,
 // negotiates the viewer's offer and waits for the media connection.
 func (s *Server) JoinViewer(ctx context.Context, email, roomID string, o ViewerOptions) (*Viewer, error) {
-	r := s.REST.Join(email, roomID)
+	r := s.REST.WithToken(o.Token).Join(email, roomID)
 	if err := r.Want(http.StatusCreated); err != nil {
 		return nil, err
 	}
-	ws, err := DialWS(ctx, s.WSURL)
+	ws, err := DialWS(ctx, s.WSURLWith(o.Token))
 	if err != nil {
 		return nil, err
 	}

@@ -15,8 +15,9 @@ import (
 // error is a Response with Status 0 and Err set, so that they can be used
 // from any goroutine.
 type Client struct {
-	base string
-	http *http.Client
+	base  string
+	http  *http.Client
+	token string // sent as Authorization: Bearer, if set
 }
 
 // NewClient returns a client of the API at base (e.g. http://host/signal).
@@ -25,6 +26,14 @@ func NewClient(base string) *Client {
 		Transport: &http.Transport{MaxIdleConnsPerHost: 8},
 		Timeout:   30 * time.Second,
 	}}
+}
+
+// WithToken returns a client that sends token as Authorization: Bearer on
+// every request (and the email header only when a method is given one).
+func (c *Client) WithToken(token string) *Client {
+	d := *c
+	d.token = token
+	return &d
 }
 
 // CloseIdle closes the client's idle connections.
@@ -133,6 +142,9 @@ func (c *Client) Do(method, path, email string, body any) Response {
 	}
 	if email != "" {
 		req.Header.Set("email", email)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -32,7 +33,8 @@ type Server struct {
 
 // StartServer builds onair as cmd/onair does, with the defaults of
 // config.Load changed for loopback tests (ICE on 127.0.0.1 only, base path
-// /signal, the HTTP listener on 127.0.0.1:0) and then by configure, if not
+// /signal, the HTTP listener on 127.0.0.1:0, no limit on new sessions per
+// address: every test client is 127.0.0.1) and then by configure, if not
 // nil. When the test ends it shuts the server down and checks that no room,
 // viewer, session, pipeline, endpoint, WebSocket or goroutine is left. The
 // server's log is shown if the test failed.
@@ -54,6 +56,7 @@ func StartServer(t testing.TB, configure func(*config.Config)) *Server {
 	cfg.BasePath = "/signal"
 	cfg.ICELoopback = true
 	cfg.ICEAllowedIPs = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	cfg.MaxSessionsPerSecond = 0
 	if configure != nil {
 		configure(&cfg)
 	}
@@ -104,6 +107,16 @@ func (s *Server) stop(t testing.TB) {
 	if n := s.App.WebSockets(); n != 0 {
 		t.Errorf("after shutdown: %d WebSockets open, want 0", n)
 	}
+}
+
+// WSURLWith is the WebSocket's URL with token in its query (as browsers
+// send it: they cannot set headers on a WebSocket), or WSURL if token is
+// empty.
+func (s *Server) WSURLWith(token string) string {
+	if token == "" {
+		return s.WSURL
+	}
+	return s.WSURL + "?token=" + url.QueryEscape(token)
 }
 
 // Counts is the server's count of rooms, viewers, sessions, pipelines and

@@ -473,12 +473,12 @@ func MustWHEPViewer(t testing.TB, s *Server, vp *ViewerPeer, roomID string, o WH
 // JoinViewerWith is JoinViewer with a viewer peer of the caller's (one that
 // takes H.264, say).
 func (s *Server) JoinViewerWith(ctx context.Context, vp *ViewerPeer, email, roomID string, o ViewerOptions) (*Viewer, error) {
-	r := s.REST.Join(email, roomID)
+	r := s.REST.WithToken(o.Token).Join(email, roomID)
 	if err := r.Want(http.StatusCreated); err != nil {
 		vp.Close()
 		return nil, err
 	}
-	ws, err := DialWS(ctx, s.WSURL)
+	ws, err := DialWS(ctx, s.WSURLWith(o.Token))
 	if err != nil {
 		vp.Close()
 		return nil, err

@@ -23,18 +23,19 @@ import (
 	"sync"
 	"time"
 
+	"github.com/onair-live/onair/internal/auth"
 	"github.com/onair-live/onair/internal/live"
 	"github.com/onair-live/onair/internal/media"
 )
 
 // Broadcasts is what WHIP and WHEP need of the domain.
 type Broadcasts interface {
-	Publish(ctx context.Context, sess live.Session, email string, req live.StartRequest, offer string) (string, error)
-	Watch(ctx context.Context, sess live.Session, email, roomID, offer string) (string, error)
+	Publish(ctx context.Context, sess live.Session, who auth.Principal, req live.StartRequest, offer string) (string, error)
+	Watch(ctx context.Context, sess live.Session, who auth.Principal, roomID, offer string) (string, error)
 	AddCandidate(sessionID string, c media.Candidate) error
 	RestartICE(ctx context.Context, sessionID, ufrag, pwd string) (string, error)
-	EndBroadcast(ctx context.Context, email string) error
-	Leave(ctx context.Context, email string) error
+	EndBroadcast(ctx context.Context, who auth.Principal) error
+	Leave(ctx context.Context, who auth.Principal) error
 }
 
 // ICEServer is a STUN or TURN server advertised in Link headers.
@@ -46,6 +47,12 @@ type ICEServer struct {
 
 // Config configures the WHIP and WHEP endpoints.
 type Config struct {
+	// Auth, when tokens are on, authenticates every request by its bearer
+	// token (then stream keys are not used); nil or open: trusted mode,
+	// with stream keys (access.go).
+	Auth *auth.Authenticator
+	// OnRejected observes refusals by reason, for metrics; it must not block.
+	OnRejected func(reason string)
 	// StreamKeys maps a room to the bearer token that may publish it.
 	StreamKeys map[string]string
 	// StreamKey, if set, may publish any room that has no key of its own.
@@ -86,7 +93,7 @@ type session struct {
 	id     string
 	kind   kind
 	roomID string
-	email  string
+	who    auth.Principal // email: who.Subject
 
 	mu   sync.Mutex
 	etag string
@@ -167,25 +174,17 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, k kind) {
 		problem(w, http.StatusUnsupportedMediaType, "send the SDP offer with Content-Type: application/sdp")
 		return
 	}
-	if k == kindWHIP && !s.mayPublish(r, roomID) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="onair"`)
-		problem(w, http.StatusUnauthorized, "a valid stream key is required: Authorization: Bearer <key>")
+	who, ok := s.authenticate(w, r, k, roomID)
+	if !ok {
 		return
 	}
-	offer, status, err := readBody(w, r, s.cfg.MaxBodyBytes)
+	offer, status, err := s.readBody(w, r)
 	if err != nil {
 		problem(w, status, err.Error())
 		return
 	}
 	q := r.URL.Query()
-	sess := &session{srv: s, id: newID(), kind: k, roomID: roomID}
-	sess.email = q.Get("email")
-	if sess.email == "" {
-		// Not derived from the session id: this identity goes out in
-		// webhooks, logs and endpoint names, and must not shorten the
-		// session URL's 128 random bits for whoever reads them.
-		sess.email = string(k) + ":" + newID()[:12]
-	}
+	sess := &session{srv: s, id: newID(), kind: k, roomID: roomID, who: who}
 	s.mu.Lock()
 	s.sessions[sess.id] = sess
 	s.mu.Unlock()
@@ -198,10 +197,10 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, k kind) {
 		if title == "" {
 			title = roomID
 		}
-		answer, err = s.svc.Publish(ctx, sess, sess.email,
+		answer, err = s.svc.Publish(ctx, sess, who,
 			live.StartRequest{RoomID: roomID, Title: title, ProfileURL: q.Get("profileUrl")}, offer)
 	} else {
-		answer, err = s.svc.Watch(ctx, sess, sess.email, roomID, offer)
+		answer, err = s.svc.Watch(ctx, sess, who, roomID, offer)
 	}
 	if err != nil {
 		s.forget(sess)
@@ -212,7 +211,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, k kind) {
 	sess.etag = etagOf(sess.id, answer)
 	etag := sess.etag
 	sess.mu.Unlock()
-	s.log.Info("session created", "kind", string(k), "room", roomID, "user", sess.email, "session", sess.id,
+	s.log.Info("session created", "kind", string(k), "room", roomID, "user", who.Subject, "session", sess.id,
 		"remote", r.RemoteAddr)
 	h := w.Header()
 	h.Set("Content-Type", "application/sdp")
@@ -226,7 +225,14 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, k kind) {
 // renderError maps a domain failure to a WHIP/WHEP status.
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, k kind, roomID string, err error) {
 	status := http.StatusInternalServerError
+	var e *live.Error
 	switch {
+	case errors.As(err, &e) && e.Kind == live.KindForbidden:
+		status = http.StatusForbidden
+	case errors.As(err, &e) && e.Kind == live.KindTooMany:
+		status = http.StatusTooManyRequests
+	case errors.Is(err, live.ErrNotYou):
+		status = http.StatusForbidden
 	case errors.Is(err, live.ErrAlreadyIn):
 		status = http.StatusConflict
 	case errors.Is(err, live.ErrNoRoom), errors.Is(err, live.ErrRoomNotFound):
@@ -237,12 +243,15 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, k kind, roo
 	case errors.Is(err, media.ErrBadOffer), errors.Is(err, media.ErrIncompatible),
 		errors.Is(err, live.ErrBadRequest), errors.Is(err, live.ErrMissingField):
 		status = http.StatusBadRequest
-	case errors.Is(err, live.ErrUnavailable):
+	case errors.Is(err, live.ErrUnavailable), errors.Is(err, live.ErrTooManyRooms):
 		status = http.StatusServiceUnavailable
 	}
 	lvl := slog.LevelInfo
-	if status >= 500 {
+	switch {
+	case status >= 500 && !errors.Is(err, live.ErrUnavailable) && !errors.Is(err, live.ErrTooManyRooms):
 		lvl = slog.LevelError
+	case status == http.StatusTooManyRequests:
+		lvl = slog.LevelDebug
 	}
 	s.log.Log(r.Context(), lvl, "request refused", "kind", string(k), "room", roomID, "status", status, "err", err)
 	problem(w, status, err.Error())
@@ -255,6 +264,9 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, k kind) {
 		problem(w, http.StatusNotFound, "no such session (it may have ended)")
 		return
 	}
+	if _, ok := s.owner(w, r, sess); !ok {
+		return
+	}
 	if ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); strings.TrimSpace(ct) != "application/trickle-ice-sdpfrag" {
 		problem(w, http.StatusUnsupportedMediaType, "send Content-Type: application/trickle-ice-sdpfrag")
 		return
@@ -264,7 +276,7 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, k kind) {
 		problem(w, http.StatusPreconditionRequired, "If-Match with the session's ETag is required")
 		return
 	}
-	body, status, err := readBody(w, r, s.cfg.MaxBodyBytes)
+	body, status, err := s.readBody(w, r)
 	if err != nil {
 		problem(w, status, err.Error())
 		return
@@ -288,6 +300,10 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, k kind) {
 	}
 	for _, c := range frag.candidates {
 		if err := s.svc.AddCandidate(sess.id, c); err != nil {
+			if errors.Is(err, live.ErrTooManyCandidates) {
+				problem(w, http.StatusTooManyRequests, err.Error())
+				return
+			}
 			s.log.Info("trickled candidate refused", "session", sess.id, "err", err)
 			problem(w, http.StatusBadRequest, err.Error())
 			return
@@ -331,17 +347,16 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, k kind) {
 		problem(w, http.StatusNotFound, "no such session (it may have ended)")
 		return
 	}
-	if k == kindWHIP && !s.mayPublish(r, sess.roomID) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="onair"`)
-		problem(w, http.StatusUnauthorized, "a valid stream key is required: Authorization: Bearer <key>")
+	who, ok := s.owner(w, r, sess)
+	if !ok {
 		return
 	}
 	s.forget(sess)
 	var err error
 	if k == kindWHIP {
-		err = s.svc.EndBroadcast(r.Context(), sess.email)
+		err = s.svc.EndBroadcast(r.Context(), who)
 	} else {
-		err = s.svc.Leave(r.Context(), sess.email)
+		err = s.svc.Leave(r.Context(), who)
 	}
 	if err != nil && !errors.Is(err, live.ErrNoRoom) && !errors.Is(err, live.ErrNoUser) {
 		s.renderError(w, r, k, sess.roomID, err)
@@ -351,8 +366,8 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, k kind) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// mayPublish checks the bearer token against the room's stream key.
-func (s *Server) mayPublish(r *http.Request, roomID string) bool {
+// hasStreamKey checks the bearer token against the room's stream key.
+func (s *Server) hasStreamKey(r *http.Request, roomID string) bool {
 	want, ok := s.cfg.StreamKeys[roomID]
 	if !ok {
 		want = s.cfg.StreamKey
@@ -381,13 +396,15 @@ func isSDP(r *http.Request) bool {
 	return strings.EqualFold(strings.TrimSpace(ct), "application/sdp")
 }
 
-// readBody reads a body of at most limit bytes, or says which status
+// readBody reads a body of at most MaxBodyBytes, or says which status
 // refuses it: 413 when it is larger, 400 when empty or unreadable.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) (string, int, error) {
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (string, int, error) {
+	limit := s.cfg.MaxBodyBytes
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
+			s.rejected(RejectBodyTooLarge)
 			return "", http.StatusRequestEntityTooLarge, fmt.Errorf("body larger than %d bytes", limit)
 		}
 		return "", http.StatusBadRequest, fmt.Errorf("cannot read body: %v", err)

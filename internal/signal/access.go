@@ -1,0 +1,126 @@
+package signal
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/onair-live/onair/internal/auth"
+	"github.com/onair-live/onair/internal/live"
+)
+
+// Access on the WebSocket. With tokens on, a connection is bound to its
+// token's subject when it opens; without, to the user and room of its first
+// accepted offer. Either way it then acts for that user and room only: a
+// message for another is refused (the original accepted any email and
+// roomId in any message, so one socket could act for anyone). Each
+// connection's messages are rate-limited; a sustained flood closes it.
+
+// Reasons of the refusals made here, for Config.OnRejected.
+const (
+	RejectUnauthorized    = "unauthorized"      // an upgrade without a valid token
+	RejectSessionBound    = "session_bound"     // a message for another user or room than the connection's
+	RejectMessageRate     = "message_rate"      // over MessagesPerSecond
+	RejectMessageTooLarge = "message_too_large" // over MaxMessageBytes
+	RejectBadMessage      = "bad_message"       // not JSON, unknown id, binary, no candidate
+)
+
+func (s *Server) rejected(reason string) {
+	if s.cfg.OnRejected != nil {
+		s.cfg.OnRejected(reason)
+	}
+}
+
+// authenticate checks an upgrade's token, or answers 401 and false. In
+// trusted-header mode it lets every upgrade through, with no principal.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (auth.Principal, bool) {
+	if s.cfg.Auth.Open() {
+		return auth.Principal{}, true
+	}
+	who, err := s.cfg.Auth.Authenticate(auth.TokenFrom(r.Header.Get("Authorization"), r.URL.Query().Get("token")), "")
+	if err != nil {
+		s.rejected(RejectUnauthorized)
+		s.log.Info("WebSocket refused: no valid token", "remote", r.RemoteAddr, "err", err)
+		e := live.ErrUnauthorized.With("%v", err)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="onair"`)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_ = json.NewEncoder(w).Encode(map[string]any{"name": e.Name, "code": e.Code, "message": e.Message + " " + e.Detail})
+		return auth.Principal{}, false
+	}
+	return who, true
+}
+
+// principal is who a message acts as: the connection's token subject, or
+// in trusted-header mode the message's own email.
+func (s *session) principal(email string) auth.Principal {
+	if s.authed {
+		return s.who
+	}
+	return auth.Trusted(email)
+}
+
+// boundTo refuses a message for another user or room than the connection
+// signals for, and says so in the log. email or roomID empty are not
+// compared (a candidate carries no email).
+func (s *session) boundTo(email, roomID string) error {
+	s.mu.Lock()
+	user, room := s.user, s.room
+	s.mu.Unlock()
+	otherUser := user != "" && email != "" && email != user
+	otherRoom := room != "" && roomID != "" && roomID != room
+	if !otherUser && !otherRoom {
+		return nil
+	}
+	s.srv.rejected(RejectSessionBound)
+	s.log.Warn("message for another user or room refused", "user", user, "room", room,
+		"messageEmail", email, "messageRoom", roomID)
+	if otherUser && s.authed {
+		return live.ErrNotYou
+	}
+	return live.ErrSessionBound
+}
+
+// bind remembers the user and room the connection signals for, once an
+// offer for them was accepted.
+func (s *session) bind(email, roomID string) {
+	s.mu.Lock()
+	s.user, s.room = email, roomID
+	s.mu.Unlock()
+}
+
+// newMessageLimit is a connection's message bucket: perSecond, in bursts of
+// twice as many (a browser trickles a dozen candidates at once); nil for no
+// limit.
+func newMessageLimit(perSecond float64) *rate.Limiter {
+	if perSecond <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(perSecond), max(1, int(2*perSecond)))
+}
+
+// admit takes one message from the connection's bucket. Over the limit the
+// message is dropped: the first of a run is answered with an error, and a
+// run as long as a whole burst (a client that keeps sending without
+// pause) closes the connection with 1008 (policy violation). It returns
+// false when the connection must close.
+func (s *session) admit() (ok, open bool) {
+	if s.rate == nil || s.rate.Allow() {
+		s.over = 0
+		return true, true
+	}
+	s.srv.rejected(RejectMessageRate)
+	s.over++
+	if s.over == 1 {
+		s.sendError(fmt.Sprintf("too many messages: at most %g a second; this one was dropped", s.srv.cfg.MessagesPerSecond))
+	}
+	if s.over >= s.rate.Burst() {
+		s.log.Warn("WebSocket flooding, closing", "limit", s.srv.cfg.MessagesPerSecond)
+		s.closeAfterFlush(websocket.StatusPolicyViolation, "too many messages")
+		return false, false
+	}
+	return false, true
+}
