@@ -24,6 +24,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "loadtest" {
 		os.Exit(loadtest.Main(os.Args[2:], os.Stdout, os.Stderr))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "token" {
+		os.Exit(mintToken(os.Args[2:], os.Getenv, time.Now(), os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:]))
 }
 
