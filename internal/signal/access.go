@@ -92,21 +92,24 @@ func (s *session) bind(email, roomID string) {
 	s.mu.Unlock()
 }
 
-// newMessageLimit is a connection's message bucket: perSecond, in bursts of
-// twice as many (a browser trickles a dozen candidates at once); nil for no
-// limit.
-func newMessageLimit(perSecond float64) *rate.Limiter {
+// newMessageLimits are a connection's message bucket, perSecond in bursts
+// of twice as many (a browser trickles a dozen candidates at once), and its
+// bucket of refusals, as large; nil for no limit.
+func newMessageLimits(perSecond float64) (messages, refusals *rate.Limiter) {
 	if perSecond <= 0 {
-		return nil
+		return nil, nil
 	}
-	return rate.NewLimiter(rate.Limit(perSecond), max(1, int(2*perSecond)))
+	burst := max(1, int(2*perSecond))
+	return rate.NewLimiter(rate.Limit(perSecond), burst), rate.NewLimiter(rate.Limit(perSecond), burst)
 }
 
 // admit takes one message from the connection's bucket. Over the limit the
-// message is dropped: the first of a run is answered with an error, and a
-// run as long as a whole burst (a client that keeps sending without
-// pause) closes the connection with 1008 (policy violation). It returns
-// false when the connection must close.
+// message is dropped, and the first of a run is answered with an error.
+// Refusals have a bucket of their own: a client that keeps sending at well
+// over the rate (beyond a burst's worth of refusals, net of the rate) is a
+// flood, and the connection is closed with 1008 (policy violation); one
+// slightly over the rate only loses messages. open is false when the
+// connection must close.
 func (s *session) admit() (ok, open bool) {
 	if s.rate == nil || s.rate.Allow() {
 		s.over = 0
@@ -114,13 +117,13 @@ func (s *session) admit() (ok, open bool) {
 	}
 	s.srv.rejected(RejectMessageRate)
 	s.over++
-	if s.over == 1 {
-		s.sendError(fmt.Sprintf("too many messages: at most %g a second; this one was dropped", s.srv.cfg.MessagesPerSecond))
-	}
-	if s.over >= s.rate.Burst() {
+	if !s.refusals.Allow() {
 		s.log.Warn("WebSocket flooding, closing", "limit", s.srv.cfg.MessagesPerSecond)
 		s.closeAfterFlush(websocket.StatusPolicyViolation, "too many messages")
 		return false, false
+	}
+	if s.over == 1 {
+		s.sendError(fmt.Sprintf("too many messages: at most %g a second; this one was dropped", s.srv.cfg.MessagesPerSecond))
 	}
 	return false, true
 }

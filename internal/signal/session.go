@@ -40,10 +40,11 @@ type session struct {
 	closeWhy  string
 
 	// Access (access.go). who is the token's principal when authed.
-	who    auth.Principal
-	authed bool
-	rate   *rate.Limiter // nil: no limit
-	over   int           // messages dropped in a row by rate (reader only)
+	who      auth.Principal
+	authed   bool
+	rate     *rate.Limiter // nil: no limit
+	refusals *rate.Limiter // messages refused by rate (admit)
+	over     int           // messages refused in a row (reader only)
 
 	mu         sync.Mutex
 	holding    bool     // an offer is being answered: candidates wait for the answer
@@ -61,8 +62,8 @@ func newSession(srv *Server, conn *websocket.Conn, id, remote string, who auth.P
 		out:     make(chan []byte, outboxLength),
 		done:    make(chan struct{}),
 		closeCh: make(chan struct{}),
-		rate:    newMessageLimit(srv.cfg.MessagesPerSecond),
 	}
+	s.rate, s.refusals = newMessageLimits(srv.cfg.MessagesPerSecond)
 	if !srv.cfg.Auth.Open() {
 		s.who, s.authed, s.user = who, true, who.Subject
 		s.log = s.log.With("user", who.Subject)
