@@ -198,7 +198,7 @@ func (e *Endpoint) finishOffer(ctx context.Context, pc *webrtc.PeerConnection, g
 		case <-ctx.Done():
 			return "", ctx.Err()
 		}
-		return pc.LocalDescription().SDP, nil
+		return bundleCandidates(pc.LocalDescription().SDP), nil
 	}
 	return answer.SDP, nil
 }
