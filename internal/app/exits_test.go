@@ -177,6 +177,9 @@ func TestPresenterMediaDrop(t *testing.T) {
 		wantStop(t, v.WS, v.Email, "Presenter stopped streaming.")
 		waitMediaEnded(t, v.Email, v.Peer.WaitEnded)
 	}
+	// The presenter's WebSocket is still open: it learns its broadcast was
+	// torn down by an error.
+	wantStop(t, p.WS, ann, "Internal Server Error.")
 	waitNoRooms(t, srv)
 	if ps := pipelines(t, srv); len(ps) != 0 {
 		t.Errorf("/media/pipelines is %+v, want []", ps)

@@ -339,6 +339,11 @@ func (s *Service) mediaFailed(r *room, m *member, ep media.Endpoint, reason stri
 	ctx := context.Background()
 	if m.role == store.RolePresenter {
 		s.log.Warn("presenter media lost, ending broadcast", "room", r.id, "presenter", m.email, "reason", reason)
+		// The presenter's socket may still be open: tell it the broadcast
+		// was torn down by an error (its viewers hear that it stopped).
+		if sess := m.sess(); sess != nil {
+			sess.Stop(StopError)
+		}
 		s.teardown(ctx, r, ReasonDropped, "presenter media lost: "+reason, StopEnded)
 		return
 	}
