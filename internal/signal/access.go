@@ -63,15 +63,26 @@ func (s *session) principal(email string) auth.Principal {
 	return auth.Trusted(email)
 }
 
-// boundTo refuses a message for another user or room than the connection
-// signals for, and says so in the log. email or roomID empty are not
-// compared (a candidate carries no email).
+// boundTo refuses an offer for another user or room than the connection
+// signals for (an empty one included), and says so in the log.
 func (s *session) boundTo(email, roomID string) error {
 	s.mu.Lock()
 	user, room := s.user, s.room
 	s.mu.Unlock()
-	otherUser := user != "" && email != "" && email != user
-	otherRoom := room != "" && roomID != "" && roomID != room
+	return s.refuseOther(user, room, email, roomID, user != "" && email != user, room != "" && roomID != room)
+}
+
+// candidateBound refuses a candidate for another room than the
+// connection's; a candidate may leave its room out (it goes to the
+// connection's own endpoint anyway).
+func (s *session) candidateBound(roomID string) error {
+	s.mu.Lock()
+	user, room := s.user, s.room
+	s.mu.Unlock()
+	return s.refuseOther(user, room, "", roomID, false, room != "" && roomID != "" && roomID != room)
+}
+
+func (s *session) refuseOther(user, room, email, roomID string, otherUser, otherRoom bool) error {
 	if !otherUser && !otherRoom {
 		return nil
 	}

@@ -227,7 +227,7 @@ func (s *session) candidate(m inbound) {
 		s.sendError("onIceCandidate without a candidate")
 		return
 	}
-	if err := s.boundTo("", m.RoomID); err != nil {
+	if err := s.candidateBound(m.RoomID); err != nil {
 		s.sendError("candidate refused: " + err.Error())
 		return
 	}
