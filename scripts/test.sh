@@ -4,8 +4,9 @@
 # for the browser tests, iproute2 for the loopback-only network namespace,
 # redis-server for the Redis store and the multi-process tests, ffmpeg for the
 # recording tests),
-# then runs go vet, gofmt, `go test -race ./...` and, when it is present beside
-# the checkout, the independent conformance client against a real onair.
+# then runs go vet, gofmt, `go test -race ./...`, each fuzz target for a
+# bounded time and, when it is present beside the checkout, the independent
+# conformance client against a real onair.
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh -run Foo   # extra arguments go to `go test`
@@ -70,6 +71,30 @@ isolated() {
 
 log "go test -race ./..."
 isolated go test -race -count=1 -timeout 20m "$@" ./...
+
+# --- fuzzing ----------------------------------------------------------------
+# Each fuzz target (hostile input: WebSocket messages, SDP offers,
+# trickle-ice-sdpfrag bodies, tokens) runs from its seed corpus for a bounded
+# time, one target per invocation as `go test -fuzz` requires. A crash fails
+# the run, and the input that caused it is saved under the package's
+# testdata/fuzz/ to reproduce it with plain `go test`. ONAIR_FUZZTIME sets
+# the time per target (default 15s; 0 skips fuzzing, for quick local runs).
+fuzztime="${ONAIR_FUZZTIME:-15s}"
+fuzz_targets=(
+  "./internal/signal FuzzDecode"
+  "./internal/signal FuzzHandle"
+  "./internal/sfu FuzzParseOffer"
+  "./internal/sfu FuzzPublisherOffer"
+  "./internal/whip FuzzParseFrag"
+  "./internal/auth FuzzVerify"
+)
+if [ "$fuzztime" != 0 ]; then
+  for ft in "${fuzz_targets[@]}"; do
+    read -r pkg target <<<"$ft"
+    log "fuzz $target ($pkg, $fuzztime)"
+    isolated go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg"
+  done
+fi
 
 seedclient=../shared/conformance/seedclient
 if [ -x "$seedclient" ]; then
