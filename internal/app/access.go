@@ -31,7 +31,7 @@ var rejectionReasons = []string{
 }
 
 func newAccess(cfg config.Config, log *slog.Logger) (*access, error) {
-	a := &access{sessions: ratelimit.NewPerAddress(cfg.MaxSessionsPerSecond, int(2*cfg.MaxSessionsPerSecond))}
+	a := &access{sessions: ratelimit.NewPerAddress(cfg.MaxSessionsPerSecond, int(2*cfg.MaxSessionsPerSecond), cfg.SessionsLimitExempt)}
 	if cfg.Auth.Tokens() {
 		v, err := auth.NewVerifier(cfg.AuthKeys)
 		if err != nil {

@@ -33,7 +33,10 @@ func wantRejections(t *testing.T, srv *testpeer.Server, atLeast map[string]float
 // /room/live and /room/view, the WebSocket upgrade and WHIP/WHEP POSTs get
 // 429 with Retry-After; other requests are not limited.
 func TestSessionsPerAddress(t *testing.T) {
-	srv := testpeer.StartServer(t, func(c *config.Config) { c.MaxSessionsPerSecond = 0.1 }) // one, then one per 10 s
+	srv := testpeer.StartServer(t, func(c *config.Config) {
+		c.MaxSessionsPerSecond = 0.1 // one, then one per 10 s
+		c.SessionsLimitExempt = nil  // loopback, where the test runs, is exempt by default
+	})
 	wantStatus(t, srv.REST.CreateRoom("ann@example.com", "ann", "t", "p"), http.StatusCreated)
 
 	r := srv.REST.Join("vic@example.com", "ann")
@@ -59,6 +62,14 @@ func TestSessionsPerAddress(t *testing.T) {
 	}
 	wantStatus(t, srv.REST.EndRoom("ann@example.com"), http.StatusNoContent)
 	wantRejections(t, srv, map[string]float64{"session_rate": 3})
+
+	// Loopback is exempt by default (tools on the machine, a local proxy).
+	local := testpeer.StartServer(t, func(c *config.Config) { c.MaxSessionsPerSecond = 0.1 })
+	wantStatus(t, local.REST.CreateRoom("ann@example.com", "ann", "t", "p"), http.StatusCreated)
+	for _, v := range []string{"v1", "v2", "v3"} {
+		wantStatus(t, local.REST.Join(v, "ann"), http.StatusCreated)
+	}
+	wantStatus(t, local.REST.EndRoom("ann@example.com"), http.StatusNoContent)
 }
 
 // A WebSocket over its message rate gets an error, and one that keeps

@@ -1,9 +1,12 @@
 package config_test
 
 import (
+	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -24,9 +27,20 @@ func TestAuthAndLimitsDefaults(t *testing.T) {
 	if len(c.AllowedOrigins) != 1 || c.AllowedOrigins[0] != "*" {
 		t.Errorf("AllowedOrigins %q, want [*]", c.AllowedOrigins)
 	}
-	want := config.Limits{MaxMessagesPerSecond: 50, MaxSessionsPerSecond: 10, MaxViewersPerRoom: 10000, MaxRooms: 1000, MaxCandidates: 256}
-	if c.Limits != want {
+	want := config.Limits{MaxMessagesPerSecond: 50, MaxSessionsPerSecond: 20, MaxViewersPerRoom: 10000, MaxRooms: 1000, MaxCandidates: 256,
+		SessionsLimitExempt: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}}
+	if !reflect.DeepEqual(c.Limits, want) {
 		t.Errorf("Limits %+v, want %+v", c.Limits, want)
+	}
+	c, err = load([]string{"-sessions-limit-exempt", "10.1.2.3/16, 192.0.2.7"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(c.SessionsLimitExempt); got != "[10.1.0.0/16 192.0.2.7/32]" {
+		t.Errorf("exempt %s", got)
+	}
+	if c, err = load([]string{"-sessions-limit-exempt", ""}, nil); err != nil || len(c.SessionsLimitExempt) != 0 {
+		t.Errorf("empty exempt: %v, %v", c.SessionsLimitExempt, err)
 	}
 }
 
@@ -65,6 +79,7 @@ func TestAuthSecret(t *testing.T) {
 		{[]string{"-auth-secret", secret32, "-whip-stream-key", "k"}, "cannot be used with -auth-secret"},
 		{[]string{"-allowed-origins", "example.com/path"}, "-allowed-origins"},
 		{[]string{"-max-rooms", "-1"}, "must not be negative"},
+		{[]string{"-sessions-limit-exempt", "proxy"}, "-sessions-limit-exempt"},
 	} {
 		if _, err := load(bad.args, nil); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%q: error %v, want one saying %q", bad.args, err, bad.want)

@@ -104,7 +104,7 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 	c.Record.register(fs)
 	c.State.register(fs)
 	origins := c.Auth.register(fs)
-	c.Limits.register(fs)
+	exempt := c.Limits.register(fs)
 
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -187,7 +187,7 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 	if c.Auth.Tokens() && (c.StreamKey != "" || len(c.StreamKeys) > 0) {
 		return Config{}, errors.New("-whip-stream-key(s) cannot be used with -auth-secret: WHIP encoders then send a token as their bearer key (mint one with: onair token -sub NAME -grant publish -room ROOM -ttl 8760h)")
 	}
-	if err := c.Limits.check(); err != nil {
+	if err := c.Limits.load(*exempt); err != nil {
 		return Config{}, err
 	}
 	if c.MaxMessageBytes < 1024 {

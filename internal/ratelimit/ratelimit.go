@@ -22,9 +22,10 @@ const maxKeys = 1 << 16
 // PerAddress is a token bucket per client address. Its zero value and nil
 // allow everything. It is safe for concurrent use.
 type PerAddress struct {
-	limit rate.Limit
-	burst int
-	now   func() time.Time
+	limit  rate.Limit
+	burst  int
+	exempt []netip.Prefix
+	now    func() time.Time
 
 	mu        sync.Mutex
 	buckets   map[string]*bucket
@@ -37,22 +38,23 @@ type bucket struct {
 }
 
 // NewPerAddress allows each address perSecond events a second, in bursts of
-// up to burst. perSecond <= 0 returns nil: no limit.
-func NewPerAddress(perSecond float64, burst int) *PerAddress {
+// up to burst, but for addresses in exempt, which are not limited.
+// perSecond <= 0 returns nil: no limit.
+func NewPerAddress(perSecond float64, burst int, exempt []netip.Prefix) *PerAddress {
 	if perSecond <= 0 {
 		return nil
 	}
 	if burst < 1 {
 		burst = 1
 	}
-	return &PerAddress{limit: rate.Limit(perSecond), burst: burst, now: time.Now,
+	return &PerAddress{limit: rate.Limit(perSecond), burst: burst, exempt: exempt, now: time.Now,
 		buckets: map[string]*bucket{}}
 }
 
 // Allow takes one token from addr's bucket. When there is none it says how
 // long until there is one.
 func (p *PerAddress) Allow(addr string) (bool, time.Duration) {
-	if p == nil {
+	if p == nil || p.exempted(addr) {
 		return true, 0
 	}
 	key := Key(addr)
@@ -72,6 +74,26 @@ func (p *PerAddress) Allow(addr string) (bool, time.Duration) {
 		return false, d
 	}
 	return true, 0
+}
+
+func (p *PerAddress) exempted(addr string) bool {
+	if len(p.exempt) == 0 {
+		return false
+	}
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		addr = ap.Addr().String()
+	}
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, n := range p.exempt {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // Len is the number of addresses remembered.

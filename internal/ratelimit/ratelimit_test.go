@@ -2,13 +2,14 @@ package ratelimit
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 )
 
 func TestPerAddress(t *testing.T) {
 	now := time.Unix(1000, 0)
-	p := NewPerAddress(2, 3) // 2 a second, bursts of 3
+	p := NewPerAddress(2, 3, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}) // 2 a second, bursts of 3
 	p.now = func() time.Time { return now }
 	for i := 0; i < 3; i++ {
 		if ok, _ := p.Allow("10.0.0.1:1234"); !ok {
@@ -22,6 +23,13 @@ func TestPerAddress(t *testing.T) {
 	if ok, _ := p.Allow("10.0.0.2:1"); !ok {
 		t.Fatal("another client was refused")
 	}
+	for i := 0; i < 10; i++ {
+		for _, a := range []string{"127.0.0.1:80", "[::1]:80", "[::ffff:127.0.0.2]:1"} {
+			if ok, _ := p.Allow(a); !ok {
+				t.Fatalf("exempt %s refused", a)
+			}
+		}
+	}
 	now = now.Add(500 * time.Millisecond)
 	if ok, _ := p.Allow("10.0.0.1:1"); !ok {
 		t.Fatal("refused after waiting for a token")
@@ -33,7 +41,7 @@ func TestPerAddress(t *testing.T) {
 		t.Errorf("%d addresses remembered after 10 s of quiet, want 1", n)
 	}
 	var nilLimit *PerAddress
-	if ok, _ := nilLimit.Allow("x"); !ok || NewPerAddress(0, 5) != nil {
+	if ok, _ := nilLimit.Allow("x"); !ok || NewPerAddress(0, 5, nil) != nil {
 		t.Error("no limit must allow everything")
 	}
 }
@@ -41,7 +49,7 @@ func TestPerAddress(t *testing.T) {
 // A flood from more addresses than the table holds does not grow it
 // without bound.
 func TestPerAddressBounded(t *testing.T) {
-	p := NewPerAddress(1, 1)
+	p := NewPerAddress(1, 1, nil)
 	for i := 0; i < maxKeys+1000; i++ {
 		p.Allow(fmt.Sprintf("10.%d.%d.%d:1", i>>16&255, i>>8&255, i&255))
 	}

@@ -33,8 +33,7 @@ type Server struct {
 
 // StartServer builds onair as cmd/onair does, with the defaults of
 // config.Load changed for loopback tests (ICE on 127.0.0.1 only, base path
-// /signal, the HTTP listener on 127.0.0.1:0, no limit on new sessions per
-// address: every test client is 127.0.0.1) and then by configure, if not
+// /signal, the HTTP listener on 127.0.0.1:0) and then by configure, if not
 // nil. When the test ends it shuts the server down and checks that no room,
 // viewer, session, pipeline, endpoint, WebSocket or goroutine is left. The
 // server's log is shown if the test failed.
@@ -56,7 +55,6 @@ func StartServer(t testing.TB, configure func(*config.Config)) *Server {
 	cfg.BasePath = "/signal"
 	cfg.ICELoopback = true
 	cfg.ICEAllowedIPs = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-	cfg.MaxSessionsPerSecond = 0
 	if configure != nil {
 		configure(&cfg)
 	}
