@@ -18,13 +18,23 @@ type outPacket struct {
 	p *packet
 }
 
+// wakeBacklog is how many queued packets wake a viewer's writer even before
+// a burst is complete: it bounds the burst sent at once when a presenter
+// paces a large frame.
+const wakeBacklog = 16
+
 // subscriber is a viewer endpoint's send side: one bounded queue and one
 // writer goroutine for all its tracks, so a slow viewer delays only itself.
+// The writer is woken once per burst (a video frame, an audio packet), not
+// per packet: it then sends the burst in as few system calls as it can.
 type subscriber struct {
 	ep    *Endpoint
 	queue chan outPacket
+	wake  chan struct{} // holds a token when the writer has a burst to send
 	downs []*downTrack
 	batch *udpbatch.Net // the viewer's sockets; nil on a shared UDP port
+	// perPacket wakes the writer for every packet (Config.SendPerPacket).
+	perPacket bool
 
 	mu       sync.Mutex
 	attached bool
@@ -32,37 +42,45 @@ type subscriber struct {
 }
 
 func newSubscriber(ep *Endpoint, queueLen int) *subscriber {
-	return &subscriber{ep: ep, queue: make(chan outPacket, queueLen)}
+	return &subscriber{ep: ep, queue: make(chan outPacket, queueLen), wake: make(chan struct{}, 1),
+		perPacket: ep.p.engine.cfg.SendPerPacket}
 }
 
-// run writes queued packets until the endpoint is released. Woken by a
-// packet, it writes every packet queued as one batch of sends, flushed at the
-// end of each video frame and when the queue is empty: a frame's packets,
-// which are sent to the same address and are mostly of the same size, then
-// leave in one system call (see udpbatch).
+// run writes queued packets until the endpoint is released. Woken when a
+// burst is complete, it writes every packet queued as one batch of sends,
+// flushed at the end of each video frame and when the queue is empty: a
+// frame's packets, which go to the same address and are mostly of the same
+// size, then leave in one system call (see udpbatch).
 func (s *subscriber) run() {
 	for {
-		var o outPacket
 		select {
-		case o = <-s.queue:
+		case <-s.wake:
 		case <-s.ep.done:
 			return
 		}
 		s.begin()
 	drain:
 		for {
-			o.d.write(o.p)
-			if o.p.header.Marker && o.d.up.isVideo {
-				s.flush()
-				s.begin()
-			}
 			select {
-			case o = <-s.queue:
+			case o := <-s.queue:
+				o.d.write(o.p)
+				if o.p.header.Marker && o.d.up.isVideo {
+					s.flush()
+					s.begin()
+				}
 			default:
 				break drain
 			}
 		}
 		s.flush()
+	}
+}
+
+// wakeup has the writer send what is queued.
+func (s *subscriber) wakeup() {
+	select {
+	case s.wake <- struct{}{}:
+	default: // a token is already there
 	}
 }
 
@@ -179,7 +197,11 @@ func (d *downTrack) Unbind(webrtc.TrackLocalContext) error {
 func (d *downTrack) enqueue(p *packet) {
 	select {
 	case d.sub.queue <- outPacket{d: d, p: p}:
+		if p.wake || d.sub.perPacket || len(d.sub.queue) >= wakeBacklog {
+			d.sub.wakeup()
+		}
 	default:
+		d.sub.wakeup()
 		if d.sub.ep.dropped.Add(1)%100 == 1 {
 			d.sub.ep.log.Warn("viewer queue full, dropping packets", "dropped", d.sub.ep.dropped.Load())
 		}
@@ -236,6 +258,7 @@ func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
 						}
 					}
 				}
+				d.sub.wakeup() // retransmissions are late already
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				d.sub.ep.plis.Add(1)
 				d.up.requestKeyframe()

@@ -23,6 +23,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/onair-live/onair/internal/media"
+	"github.com/onair-live/onair/internal/sfu/udpbatch"
 	"github.com/onair-live/onair/internal/sysstat"
 )
 
@@ -49,6 +50,12 @@ type Config struct {
 	// QueueLength is each subscriber's packet queue length.
 	QueueLength int
 	Logger      *slog.Logger
+
+	// SendPerPacket sends each packet to a viewer as soon as it is queued,
+	// with a system call of its own, as before batched sends (UDP GSO, one
+	// writer wakeup per frame): for comparison, and a way out should a
+	// network path mishandle batches.
+	SendPerPacket bool
 
 	// OnConnect, if set, is told each endpoint's time from its offer to its
 	// first media connection (stats.go). It must not block.
@@ -80,7 +87,8 @@ type Engine struct {
 	setting webrtc.SettingEngine
 	udpMux  ice.UDPMux
 	sampler *sysstat.Sampler
-	stats   engineStats // totals of released endpoints: stats.go
+	batches *udpbatch.Buffers // lent to viewers' sockets while they batch sends
+	stats   engineStats       // totals of released endpoints: stats.go
 
 	mu        sync.Mutex
 	pipelines map[string]*Pipeline
@@ -97,6 +105,7 @@ func New(cfg Config) (*Engine, error) {
 		log:       cfg.Logger.With("component", "sfu"),
 		pipelines: map[string]*Pipeline{},
 		sampler:   sysstat.NewSampler(),
+		batches:   udpbatch.NewBuffers(),
 	}
 	se := webrtc.SettingEngine{}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)

@@ -59,9 +59,10 @@ func benchTrack(b testing.TB, n int) (*upTrack, []*subscriber, func()) {
 	return up, subs, stop
 }
 
-// rawPacket is a 1,200-byte VP8 RTP packet with one header extension.
+// rawPacket is a 1,200-byte VP8 RTP packet with one header extension, a
+// whole frame.
 func rawPacket(seq uint16) []byte {
-	h := rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: uint32(seq) * 3000, SSRC: 42}
+	h := rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: uint32(seq) * 3000, SSRC: 42, Marker: true}
 	_ = h.SetExtension(3, []byte{1})
 	payload := make([]byte, 1200-h.MarshalSize())
 	payload[0] = 0x10

@@ -15,6 +15,9 @@ type packet struct {
 	keyframe bool // starts a keyframe
 	exts     []extension
 	arrival  time.Time // when it was read from the presenter (for recorders)
+	// wake: with this packet, a viewer's writer has a whole burst to send (an
+	// audio packet, the end of a video frame, a late packet): see enqueue.
+	wake bool
 }
 
 // extension is one header extension of a packet, read once on arrival.

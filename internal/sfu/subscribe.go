@@ -54,10 +54,10 @@ func (e *Endpoint) negotiateSubscriber(ctx context.Context, offer string, gather
 		return "", fmt.Errorf("%w: the broadcast is %s", media.ErrIncompatible, strings.Join(codecNames(tracks), " + "))
 	}
 	sub := newSubscriber(e, e.p.engine.cfg.QueueLength)
-	if e.p.engine.udpMux == nil {
+	if e.p.engine.udpMux == nil && !e.p.engine.cfg.SendPerPacket {
 		// Its own sockets: batch the writer's sends. (On the shared port of
 		// a UDP mux, every write is sent at once.)
-		if sub.batch, err = udpbatch.NewNet(); err != nil {
+		if sub.batch, err = udpbatch.NewNet(e.p.engine.batches); err != nil {
 			return "", fmt.Errorf("sfu: network: %w", err)
 		}
 	}

@@ -41,6 +41,7 @@ type upTrack struct {
 	inFrame    bool
 	gopStart   uint16
 	haveGOP    bool
+	burst      burstState
 
 	downs atomic.Pointer[[]consumer] // copy-on-write snapshot
 
@@ -111,6 +112,9 @@ func (t *upTrack) dispatch(p *packet) {
 	t.mu.Lock()
 	if t.isVideo {
 		t.trackGOP(p)
+		p.wake = t.burst.ends(p)
+	} else {
+		p.wake = true
 	}
 	t.cache.put(p)
 	downs := *t.downs.Load()
@@ -137,6 +141,29 @@ func (t *upTrack) trackGOP(p *packet) {
 			t.gopStart, t.haveGOP = t.frameStart, true
 		}
 	}
+}
+
+// burstState follows a video track's frames, to tell when viewers' writers
+// have a whole burst to send.
+type burstState struct {
+	started    bool
+	lastSeq    uint16 // newest sequence number
+	lastTS     uint32 // and its frame
+	lastMarker bool   // whether it ended its frame
+}
+
+// ends tells whether p completes a burst: it is the last packet of a frame
+// (marker), or it comes late (a retransmission, a reordered packet), or it
+// starts a frame whose predecessor's last packet was lost, so that nothing
+// waits for a marker that will not come.
+func (b *burstState) ends(p *packet) bool {
+	seq, ts := p.header.SequenceNumber, p.header.Timestamp
+	if b.started && !seqNewer(seq, b.lastSeq) {
+		return true
+	}
+	lost := b.started && !b.lastMarker && ts != b.lastTS
+	b.started, b.lastSeq, b.lastTS, b.lastMarker = true, seq, ts, p.header.Marker
+	return p.header.Marker || lost
 }
 
 // addDown attaches a viewer's track. A video viewer is first sent the cached

@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
-	"net/netip"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -27,24 +27,6 @@ func gsoSupported(c *net.UDPConn) bool {
 	return ok
 }
 
-// newSegmentOOB returns a control message buffer that carries UDP_SEGMENT.
-func newSegmentOOB() []byte {
-	oob := make([]byte, unix.CmsgSpace(2))
-	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
-	h.Level = unix.SOL_UDP
-	h.Type = unix.UDP_SEGMENT
-	h.SetLen(unix.CmsgLen(2))
-	return oob
-}
-
-// sendSegments sends b as datagrams of size bytes (the last may be shorter)
-// in one system call.
-func (c *Conn) sendSegments(b []byte, size int, to netip.AddrPort) error {
-	binary.NativeEndian.PutUint16(c.oob[unix.CmsgLen(0):], uint16(size))
-	_, _, err := c.UDPConn.WriteMsgUDPAddrPort(b, c.oob, to)
-	return err
-}
-
 // gsoRefused tells an error that means "no GSO here" (EIO: the device cannot
 // checksum or segment; EINVAL, ENOPROTOOPT, EOPNOTSUPP: the kernel does not
 // take the option or this size) from an ordinary send error.
@@ -52,3 +34,119 @@ func gsoRefused(err error) bool {
 	return errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL) ||
 		errors.Is(err, unix.ENOPROTOOPT) || errors.Is(err, unix.EOPNOTSUPP)
 }
+
+// rawSender makes a Conn's batched sends: one sendmmsg of prepared message
+// headers, one per run, as a raw system call. The socket is non-blocking, so
+// the call never sleeps; a raw call spares the scheduler's bookkeeping of a
+// blocking one (and the hand-off of the processor, which a long GSO send
+// would otherwise invite). EAGAIN waits for the socket to be writable, as
+// the net package does. Used under Conn.mu.
+type rawSender struct {
+	rc syscall.RawConn
+	v6 bool // the socket is AF_INET6
+
+	m     *msgScratch // of the call in progress
+	count int         // messages to send
+	sent  int
+	errno unix.Errno
+	write func(fd uintptr) bool // s.sendmmsg, bound once
+}
+
+// msgScratch is the memory of one sendmmsg: a batch carries it, so that it
+// is only held while a batch is.
+type msgScratch struct {
+	msgs [maxRuns]mmsghdr
+	iovs [maxRuns]unix.Iovec
+	sa4  [maxRuns]unix.RawSockaddrInet4
+	sa6  [maxRuns]unix.RawSockaddrInet6
+	oobs [maxRuns][oobSpace]byte // UDP_SEGMENT control messages
+}
+
+// mmsghdr is struct mmsghdr.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	len uint32
+}
+
+// oobSpace is the room of a control message of one uint16: CMSG_SPACE(2).
+const oobSpace = (unix.SizeofCmsghdr + 2 + 7) &^ 7
+
+func newSender(c *net.UDPConn) *rawSender {
+	rc, err := c.SyscallConn()
+	if err != nil || unix.CmsgSpace(2) != oobSpace {
+		return nil
+	}
+	var sa unix.Sockaddr
+	if cerr := rc.Control(func(fd uintptr) { sa, err = unix.Getsockname(int(fd)) }); cerr != nil || err != nil {
+		return nil
+	}
+	s := &rawSender{rc: rc}
+	_, s.v6 = sa.(*unix.SockaddrInet6)
+	s.write = s.sendmmsg
+	return s
+}
+
+// sendRuns sends the first runs of b with one sendmmsg: it returns how many
+// were sent and, if none was, the error of the first.
+func (s *rawSender) sendRuns(b *batch, runs []run) (int, error) {
+	m := &b.msgs
+	k := min(len(runs), maxRuns)
+	for i := range k {
+		r := &runs[i]
+		h := &m.msgs[i].hdr
+		port := r.to.Port()
+		if s.v6 {
+			m.sa6[i] = unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: port<<8 | port>>8, Addr: r.to.Addr().As16()}
+			h.Name = (*byte)(unsafe.Pointer(&m.sa6[i]))
+			h.Namelen = unix.SizeofSockaddrInet6
+		} else {
+			a := r.to.Addr().Unmap()
+			if !a.Is4() {
+				if i == 0 {
+					return 0, errFamily
+				}
+				k = i
+				break
+			}
+			m.sa4[i] = unix.RawSockaddrInet4{Family: unix.AF_INET, Port: port<<8 | port>>8, Addr: a.As4()}
+			h.Name = (*byte)(unsafe.Pointer(&m.sa4[i]))
+			h.Namelen = unix.SizeofSockaddrInet4
+		}
+		m.iovs[i].Base = &b.buf[r.off]
+		m.iovs[i].SetLen(r.end - r.off)
+		h.Iov = &m.iovs[i]
+		h.SetIovlen(1)
+		if r.n > 1 {
+			c := (*unix.Cmsghdr)(unsafe.Pointer(&m.oobs[i][0]))
+			c.Level, c.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+			c.SetLen(unix.CmsgLen(2))
+			binary.NativeEndian.PutUint16(m.oobs[i][unix.CmsgLen(0):], uint16(r.size))
+			h.Control = &m.oobs[i][0]
+			h.SetControllen(oobSpace)
+		} else {
+			h.Control = nil
+			h.SetControllen(0)
+		}
+	}
+	s.m, s.count, s.sent, s.errno = m, k, 0, 0
+	err := s.rc.Write(s.write)
+	s.m = nil
+	if err != nil {
+		return 0, err
+	}
+	if s.errno != 0 {
+		return 0, s.errno
+	}
+	return s.sent, nil
+}
+
+func (s *rawSender) sendmmsg(fd uintptr) bool {
+	n, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.m.msgs[0])), uintptr(s.count), 0, 0, 0)
+	if e == unix.EAGAIN {
+		return false
+	}
+	s.sent, s.errno = int(n), e
+	return true
+}
+
+var errFamily = errors.New("udpbatch: IPv6 destination on an IPv4 socket")

@@ -5,17 +5,20 @@ package udpbatch
 import (
 	"errors"
 	"net"
-	"net/netip"
 )
 
 // Off Linux there is no UDP GSO: Begin does nothing and every write is sent
 // at once.
 func gsoSupported(*net.UDPConn) bool { return false }
 
-func newSegmentOOB() []byte { return nil }
+func gsoRefused(error) bool { return true }
+
+type rawSender struct{}
+
+func newSender(*net.UDPConn) *rawSender { return nil }
 
 var errNoGSO = errors.New("udpbatch: no UDP GSO on this system")
 
-func (c *Conn) sendSegments([]byte, int, netip.AddrPort) error { return errNoGSO }
+func (*rawSender) sendRuns(*batch, []run) (int, error) { return 0, errNoGSO }
 
-func gsoRefused(error) bool { return true }
+type msgScratch struct{}

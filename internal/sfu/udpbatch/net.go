@@ -13,13 +13,14 @@ type inner = transport.Net
 
 var _ transport.Net = (*Net)(nil)
 
-// NewNet returns a Net over the operating system's network.
-func NewNet() (*Net, error) {
+// NewNet returns a Net over the operating system's network whose batches
+// come from bufs.
+func NewNet(bufs *Buffers) (*Net, error) {
 	std, err := stdnet.NewNet()
 	if err != nil {
 		return nil, err
 	}
-	return &Net{inner: std}, nil
+	return &Net{inner: std, bufs: bufs}, nil
 }
 
 // ListenUDP opens a batching UDP socket.

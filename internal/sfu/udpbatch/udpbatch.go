@@ -1,10 +1,11 @@
 // Package udpbatch sends bursts of UDP datagrams in as few system calls as
 // the kernel allows. Between Begin and Flush, the datagrams written to a Conn
 // are copied into one buffer; Flush sends each run of consecutive datagrams to
-// the same address and of the same size (the last may be shorter) with one
-// sendmsg carrying a UDP_SEGMENT control message (UDP generic segmentation
-// offload, Linux 4.18+), which the kernel cuts back into separate datagrams.
-// Where the kernel refuses, or off Linux, datagrams are sent one by one.
+// the same address and of the same size (the last may be shorter) as one
+// message carrying a UDP_SEGMENT control message (UDP generic segmentation
+// offload, Linux 4.18+), which the kernel cuts back into separate datagrams,
+// and all the runs of a batch with one sendmmsg. Where the kernel refuses,
+// or off Linux, datagrams are sent one by one.
 //
 // Outside a batch, a write is sent at once, so a Conn can be shared by a
 // batching writer and by writers that must not wait (ICE checks, DTLS,
@@ -37,44 +38,70 @@ const (
 	maxSegmentSize = 1452
 	// maxRuns bounds the runs of a batch (a new run starts at each change of
 	// destination or size); a batch with more is flushed.
-	maxRuns = 64
+	maxRuns = 16
 )
 
 // Stats counts what a Conn sent.
 type Stats struct {
 	Datagrams uint64 // datagrams sent, batched or not
 	Sends     uint64 // system calls that sent them
-	GSOSends  uint64 // of which GSO sends of two datagrams or more
-	Errors    uint64 // failed sends
+	GSOSends  uint64 // GSO messages (runs of two datagrams or more)
+	Errors    uint64 // datagrams whose send failed
 	GSO       bool   // whether GSO is still in use on the socket
 }
 
-// run is a sequence of buffered datagrams that one GSO send can carry.
+// run is a sequence of buffered datagrams that one GSO message can carry.
 type run struct {
 	to       netip.AddrPort
-	off, end int // bytes of buf
+	off, end int // bytes of the batch buffer
 	size     int // every datagram but the last is this long
 	n        int // datagrams
 	short    bool
+}
+
+// batch is what a Conn holds from Begin to Flush: the buffered datagrams
+// and the scratch space of the system call that sends them.
+type batch struct {
+	buf  []byte
+	runs []run
+	msgs msgScratch
+}
+
+// Buffers lends batches to Conns, which hold one only from Begin to Flush:
+// many sockets that batch in turn share a few buffers. Safe for concurrent
+// use.
+type Buffers struct{ pool sync.Pool }
+
+// NewBuffers makes an empty pool.
+func NewBuffers() *Buffers {
+	return &Buffers{pool: sync.Pool{New: func() any {
+		return &batch{buf: make([]byte, 0, maxBatchBytes), runs: make([]run, 0, maxRuns)}
+	}}}
+}
+
+func (b *Buffers) get() *batch { return b.pool.Get().(*batch) }
+
+func (b *Buffers) put(x *batch) {
+	x.buf, x.runs = x.buf[:0], x.runs[:0]
+	b.pool.Put(x)
 }
 
 // Conn is a UDP socket whose writes can be batched. Reads, deadlines and
 // addresses are the embedded socket's; WriteMsgUDP and Write bypass batching.
 type Conn struct {
 	*net.UDPConn
+	bufs    *Buffers
 	onClose func(*Conn)
-	// sendGSO sends datagrams of size bytes (the last may be shorter) in one
-	// system call; a test may replace it before the first write.
-	sendGSO func(b []byte, size int, to netip.AddrPort) error
+	// sendRuns sends the first runs of a batch in one system call and
+	// returns how many it sent, and the error of the next if it failed; a
+	// test may replace it before the first write.
+	sendRuns func(b *batch, runs []run) (int, error)
 
 	mu       sync.Mutex
 	batching bool
 	closed   bool
-	gso      bool // the kernel takes UDP_SEGMENT on this socket
-	gsoUsed  bool // a GSO send has succeeded
-	buf      []byte
-	runs     []run
-	oob      []byte
+	gso      bool   // the kernel takes UDP_SEGMENT on this socket
+	b        *batch // from Begin to Flush
 	lastErr  error
 
 	ctr *counters // the Conn's own, or shared by a Net's Conns
@@ -84,17 +111,18 @@ type counters struct {
 	datagrams, sends, gsoSends, errs atomic.Uint64
 }
 
-// Wrap makes a batching Conn of a UDP socket, which it then owns.
-func Wrap(c *net.UDPConn) *Conn {
-	return wrap(c, &counters{})
+// Wrap makes a batching Conn of a UDP socket, which it then owns; its
+// batches come from bufs.
+func Wrap(c *net.UDPConn, bufs *Buffers) *Conn {
+	return wrap(c, bufs, &counters{})
 }
 
-func wrap(c *net.UDPConn, ctr *counters) *Conn {
-	bc := &Conn{UDPConn: c, ctr: ctr}
-	bc.sendGSO = bc.sendSegments
-	bc.gso = gsoSupported(c)
-	if bc.gso {
-		bc.oob = newSegmentOOB()
+func wrap(c *net.UDPConn, bufs *Buffers, ctr *counters) *Conn {
+	bc := &Conn{UDPConn: c, bufs: bufs, ctr: ctr}
+	if gsoSupported(c) {
+		if snd := newSender(c); snd != nil {
+			bc.gso, bc.sendRuns = true, snd.sendRuns
+		}
 	}
 	return bc
 }
@@ -105,10 +133,6 @@ func (c *Conn) Begin() {
 	c.mu.Lock()
 	if c.gso && !c.closed {
 		c.batching = true
-		if c.buf == nil {
-			c.buf = make([]byte, 0, maxBatchBytes)
-			c.runs = make([]run, 0, maxRuns)
-		}
 	}
 	c.mu.Unlock()
 }
@@ -205,7 +229,10 @@ func (c *Conn) Close() error {
 		return net.ErrClosed
 	}
 	c.closed, c.batching = true, false
-	c.buf, c.runs = nil, nil
+	if c.b != nil {
+		c.bufs.put(c.b)
+		c.b = nil
+	}
 	c.mu.Unlock()
 	if c.onClose != nil {
 		c.onClose(c)
@@ -217,61 +244,93 @@ var errMissingAddress = errors.New("udpbatch: missing address")
 
 // addLocked copies b into the batch, extending the last run when GSO can
 // carry b with it.
-func (c *Conn) addLocked(b []byte, to netip.AddrPort) {
-	extend := false
-	if k := len(c.runs); k > 0 {
-		r := &c.runs[k-1]
-		extend = r.to == to && !r.short && r.n < maxSegments && len(b) <= r.size && len(b) > 0
+func (c *Conn) addLocked(p []byte, to netip.AddrPort) {
+	if c.b == nil {
+		c.b = c.bufs.get()
 	}
-	if len(c.buf)+len(b) > maxBatchBytes || (!extend && len(c.runs) == maxRuns) {
-		c.flushLocked()
+	b := c.b
+	extend := false
+	if k := len(b.runs); k > 0 {
+		r := &b.runs[k-1]
+		extend = r.to == to && !r.short && r.n < maxSegments && len(p) <= r.size && len(p) > 0
+	}
+	if len(b.buf)+len(p) > maxBatchBytes || (!extend && len(b.runs) == maxRuns) {
+		c.sendLocked()
 		extend = false
 	}
-	off := len(c.buf)
-	c.buf = append(c.buf, b...)
+	off := len(b.buf)
+	b.buf = append(b.buf, p...)
 	if extend {
-		r := &c.runs[len(c.runs)-1]
+		r := &b.runs[len(b.runs)-1]
 		r.n++
-		r.end = len(c.buf)
-		r.short = len(b) < r.size
+		r.end = len(b.buf)
+		r.short = len(p) < r.size
 		return
 	}
-	c.runs = append(c.runs, run{to: to, off: off, end: len(c.buf), size: len(b), n: 1})
+	b.runs = append(b.runs, run{to: to, off: off, end: len(b.buf), size: len(p), n: 1})
 }
 
-// flushLocked sends every run of the batch, in order.
+// flushLocked sends the batch and gives its buffer back.
 func (c *Conn) flushLocked() {
-	for i := range c.runs {
-		r := &c.runs[i]
-		c.ctr.datagrams.Add(uint64(r.n))
-		if r.n > 1 && c.gso {
-			err := c.sendGSO(c.buf[r.off:r.end], r.size, r.to)
-			if err == nil {
-				c.gsoUsed = true
-				c.ctr.sends.Add(1)
-				c.ctr.gsoSends.Add(1)
-				continue
-			}
-			if !gsoRefused(err) {
-				c.failed(err, uint64(r.n))
-				continue
-			}
-			// The kernel or the device does not do UDP GSO: stop trying
-			// on this socket and send the run datagram by datagram.
-			c.gso = false
+	if c.b == nil {
+		return
+	}
+	c.sendLocked()
+	c.bufs.put(c.b)
+	c.b = nil
+	if !c.gso {
+		c.batching = false
+	}
+}
+
+// sendLocked sends every run of the batch, in order: as many per system call
+// as the kernel takes (sendmmsg), each run of two datagrams or more as one
+// GSO message.
+func (c *Conn) sendLocked() {
+	b := c.b
+	runs := b.runs
+	for len(runs) > 0 {
+		if !c.gso {
+			c.sendPlain(b.buf, runs)
+			break
 		}
-		for off := r.off; off < r.end; off += r.size {
-			end := min(off+r.size, r.end)
+		n, err := c.sendRuns(b, runs)
+		if n > 0 {
 			c.ctr.sends.Add(1)
-			if _, err := c.UDPConn.WriteToUDPAddrPort(c.buf[off:end], r.to); err != nil {
+		}
+		for _, r := range runs[:n] {
+			c.ctr.datagrams.Add(uint64(r.n))
+			if r.n > 1 {
+				c.ctr.gsoSends.Add(1)
+			}
+		}
+		runs = runs[n:]
+		if err == nil {
+			continue
+		}
+		if runs[0].n > 1 && gsoRefused(err) {
+			// The kernel or the device does not do UDP GSO: stop trying
+			// on this socket; the rest goes datagram by datagram.
+			c.gso = false
+			continue
+		}
+		c.ctr.datagrams.Add(uint64(runs[0].n))
+		c.failed(err, uint64(runs[0].n))
+		runs = runs[1:]
+	}
+	b.buf, b.runs = b.buf[:0], b.runs[:0]
+}
+
+// sendPlain sends runs datagram by datagram.
+func (c *Conn) sendPlain(buf []byte, runs []run) {
+	for _, r := range runs {
+		c.ctr.datagrams.Add(uint64(r.n))
+		for off := r.off; off < r.end; off += r.size {
+			c.ctr.sends.Add(1)
+			if _, err := c.UDPConn.WriteToUDPAddrPort(buf[off:min(off+r.size, r.end)], r.to); err != nil {
 				c.failed(err, 1)
 			}
 		}
-	}
-	c.buf = c.buf[:0]
-	c.runs = c.runs[:0]
-	if !c.gso {
-		c.batching = false
 	}
 }
 
@@ -285,6 +344,7 @@ func (c *Conn) failed(err error, datagrams uint64) {
 // on its behalf: Begin and Flush apply to all of the Net's open sockets.
 type Net struct {
 	inner
+	bufs *Buffers
 
 	mu    sync.Mutex
 	conns atomic.Pointer[[]*Conn] // copy-on-write
@@ -322,7 +382,7 @@ func (n *Net) Stats() Stats {
 }
 
 func (n *Net) wrap(c *net.UDPConn) *Conn {
-	bc := wrap(c, &n.ctr)
+	bc := wrap(c, n.bufs, &n.ctr)
 	bc.onClose = n.forget
 	n.mu.Lock()
 	defer n.mu.Unlock()

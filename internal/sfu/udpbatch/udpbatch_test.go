@@ -31,7 +31,7 @@ func sender(t testing.TB) *Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bc := Wrap(c)
+	bc := Wrap(c, NewBuffers())
 	t.Cleanup(func() { _ = bc.Close() })
 	return bc
 }
@@ -171,9 +171,9 @@ func TestFallbackWhenGSORefused(t *testing.T) {
 			s.gso = true // as if the kernel knew the option
 			s.mu.Unlock()
 			refused := 0
-			s.sendGSO = func([]byte, int, netip.AddrPort) error {
+			s.sendRuns = func(*batch, []run) (int, error) {
 				refused++
-				return &net.OpError{Op: "write", Net: "udp", Err: &osSyscallError{errno}}
+				return 0, &osSyscallError{errno}
 			}
 			r := listen(t)
 			var want [][]byte
@@ -192,6 +192,43 @@ func TestFallbackWhenGSORefused(t *testing.T) {
 				t.Errorf("refused %d times, stats %+v: want one refusal then plain sends", refused, st)
 			}
 		})
+	}
+}
+
+// A system call that sends only some runs, or fails on one with an ordinary
+// error, loses nothing else and keeps the order.
+func TestPartialAndFailedSends(t *testing.T) {
+	s := sender(t)
+	if !s.Stats().GSO {
+		t.Skip("no UDP GSO on this kernel")
+	}
+	real := s.sendRuns
+	calls := 0
+	s.sendRuns = func(b *batch, runs []run) (int, error) {
+		calls++
+		if calls == 2 {
+			return 0, &osSyscallError{syscall.EPERM} // the second run is lost
+		}
+		return real(b, runs[:1]) // one run per call
+	}
+	r := listen(t)
+	s.Begin()
+	var want [][]byte
+	for i := range 12 {
+		d := datagram(i, 1000+i/3*100) // runs of three
+		_, _ = s.WriteToAddrPort(d, addrOf(r))
+		if i/3 != 1 {
+			want = append(want, d)
+		}
+	}
+	s.Flush()
+	receive(t, r, want)
+	nothingArrives(t, r)
+	if st := s.Stats(); st.Sends != 3 || st.GSOSends != 3 || st.Errors != 3 || st.Datagrams != 12 || !st.GSO {
+		t.Errorf("stats %+v after %d calls: want 3 GSO sends, 3 errors", st, calls)
+	}
+	if s.LastError() == nil {
+		t.Error("the failed send's error was not kept")
 	}
 }
 
@@ -289,7 +326,7 @@ func TestConcurrentWritesDuringBatches(t *testing.T) {
 
 // A closed Conn refuses writes and drops its batch; Net forgets it.
 func TestNetAndClose(t *testing.T) {
-	n, err := NewNet()
+	n, err := NewNet(NewBuffers())
 	if err != nil {
 		t.Fatal(err)
 	}
