@@ -8,11 +8,14 @@ import (
 )
 
 // A video packet completes a burst at the end of its frame, when it comes
-// late, or when it starts a frame whose end was lost.
+// late, when it starts a frame whose end was lost, or when the burst has
+// waited long enough.
 func TestBurstEnds(t *testing.T) {
+	t0 := time.Now()
 	pkt := func(seq uint16, ts uint32, marker bool) *packet {
-		return &packet{header: rtp.Header{SequenceNumber: seq, Timestamp: ts, Marker: marker}}
+		return &packet{header: rtp.Header{SequenceNumber: seq, Timestamp: ts, Marker: marker}, arrival: t0}
 	}
+	at := func(p *packet, d time.Duration) *packet { p.arrival = t0.Add(d); return p }
 	var b burstState
 	for i, c := range []struct {
 		p    *packet
@@ -30,6 +33,12 @@ func TestBurstEnds(t *testing.T) {
 		{pkt(0xffff, 300, false), true}, // far in the past: late
 		{pkt(19, 400, true), true},      // a frame of one packet
 		{pkt(20, 500, false), false},
+		{pkt(21, 500, false), false},
+		{at(pkt(22, 500, false), maxBurstHold-1), false},
+		{at(pkt(23, 500, false), maxBurstHold), true}, // waited long enough
+		{at(pkt(24, 500, false), maxBurstHold+1), false},
+		{at(pkt(25, 500, false), 2*maxBurstHold), false},
+		{at(pkt(26, 500, false), 2*maxBurstHold+1), true},
 	} {
 		if got := b.ends(c.p); got != c.want {
 			t.Errorf("packet %d (seq %d ts %d marker %v): ends %v, want %v",

@@ -166,15 +166,16 @@ func negotiate(ctx context.Context, t testing.TB, pc *webrtc.PeerConnection, ep 
 
 // viewerLog is what one viewer received of the measured media.
 type viewerLog struct {
-	mu         sync.Mutex
-	warm       bool // got a packet
-	video      map[[2]uint32]bool
-	bad        int
-	lastSeq    map[uint32]uint16 // per SSRC
-	disordered int
-	packet     []time.Duration
-	frame      []time.Duration
-	audio      []time.Duration
+	mu            sync.Mutex
+	warm          bool // got a packet
+	video         map[[2]uint32]bool
+	bad           int
+	lastSeq       map[uint32]uint16 // per SSRC
+	disordered    int
+	firstDisorder string
+	packet        []time.Duration
+	frame         []time.Duration
+	audio         []time.Duration
 }
 
 func (v *viewerLog) read(track *webrtc.TrackRemote, measureFrom *sync.Map) {
@@ -194,6 +195,9 @@ func (v *viewerLog) read(track *webrtc.TrackRemote, measureFrom *sync.Map) {
 		v.warm = true
 		if prev, seen := v.lastSeq[uint32(p.SSRC)]; seen && !seqNewer(p.SequenceNumber, prev) {
 			v.disordered++
+			if v.firstDisorder == "" {
+				v.firstDisorder = fmt.Sprintf("%s seq %d after %d", track.Kind(), p.SequenceNumber, prev)
+			}
 		}
 		v.lastSeq[uint32(p.SSRC)] = p.SequenceNumber
 		from, _ := measureFrom.Load("from")
@@ -372,7 +376,8 @@ func runForwarding(t testing.TB, run forwardRun) forwardResult {
 			}
 		}
 		if v.bad > 0 || v.disordered > 0 {
-			t.Errorf("viewer %d: %d packets with wrong bytes, %d out of order", i, v.bad, v.disordered)
+			t.Errorf("perPacket=%v viewer %d: %d packets with wrong bytes, %d out of order (first: %s)",
+				run.perPacket, i, v.bad, v.disordered, v.firstDisorder)
 		}
 		r.packet = append(r.packet, v.packet...)
 		r.frame = append(r.frame, v.frame...)

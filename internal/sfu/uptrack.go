@@ -143,6 +143,13 @@ func (t *upTrack) trackGOP(p *packet) {
 	}
 }
 
+// maxBurstHold bounds how long a viewer's writer lets the first packet of a
+// burst wait for the rest: a presenter that paces a frame's packets (as
+// browsers do) then has them forwarded in small bursts as they come, not
+// all at the end of the frame, which would delay the frame's completion by
+// the time it takes to send the whole frame to every viewer at once.
+const maxBurstHold = time.Millisecond
+
 // burstState follows a video track's frames, to tell when viewers' writers
 // have a whole burst to send.
 type burstState struct {
@@ -150,20 +157,33 @@ type burstState struct {
 	lastSeq    uint16 // newest sequence number
 	lastTS     uint32 // and its frame
 	lastMarker bool   // whether it ended its frame
+	open       bool   // packets are waiting for the end of a burst
+	since      time.Time
 }
 
 // ends tells whether p completes a burst: it is the last packet of a frame
 // (marker), or it comes late (a retransmission, a reordered packet), or it
 // starts a frame whose predecessor's last packet was lost, so that nothing
-// waits for a marker that will not come.
+// waits for a marker that will not come, or the burst has waited
+// maxBurstHold since its first packet.
 func (b *burstState) ends(p *packet) bool {
 	seq, ts := p.header.SequenceNumber, p.header.Timestamp
-	if b.started && !seqNewer(seq, b.lastSeq) {
-		return true
+	end := b.started && !seqNewer(seq, b.lastSeq) // late
+	if !end {
+		lost := b.started && !b.lastMarker && ts != b.lastTS
+		b.started, b.lastSeq, b.lastTS, b.lastMarker = true, seq, ts, p.header.Marker
+		end = p.header.Marker || lost
 	}
-	lost := b.started && !b.lastMarker && ts != b.lastTS
-	b.started, b.lastSeq, b.lastTS, b.lastMarker = true, seq, ts, p.header.Marker
-	return p.header.Marker || lost
+	switch {
+	case end:
+	case !b.open:
+		b.open, b.since = true, p.arrival
+		return false
+	case p.arrival.Sub(b.since) < maxBurstHold:
+		return false
+	}
+	b.open = false
+	return true
 }
 
 // addDown attaches a viewer's track. A video viewer is first sent the cached
