@@ -3,7 +3,6 @@ package signal
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -90,8 +89,8 @@ func FuzzHandle(f *testing.F) {
 				if boundUser != "" && (o.Email != boundUser || o.RoomID != boundRoom) {
 					t.Fatalf("a socket bound to %s in %s offered for %s in %s", boundUser, boundRoom, o.Email, o.RoomID)
 				}
-				if o.Email == "" {
-					return "", errors.New("refused")
+				if o.Email == "" || o.RoomID == "" || o.SDP == "" {
+					return "", live.ErrMissingField // as the domain does
 				}
 				boundUser, boundRoom = o.Email, o.RoomID
 				return "v=0 answer", nil
