@@ -75,24 +75,27 @@ isolated go test -race -count=1 -timeout 20m "$@" ./...
 # --- fuzzing ----------------------------------------------------------------
 # Each fuzz target (hostile input: WebSocket messages, SDP offers,
 # trickle-ice-sdpfrag bodies, tokens) runs from its seed corpus for a bounded
-# time, one target per invocation as `go test -fuzz` requires. A crash fails
-# the run, and the input that caused it is saved under the package's
-# testdata/fuzz/ to reproduce it with plain `go test`. ONAIR_FUZZTIME sets
-# the time per target (default 15s; 0 skips fuzzing, for quick local runs).
-fuzztime="${ONAIR_FUZZTIME:-15s}"
+# number of inputs, one target per invocation as `go test -fuzz` requires. A
+# crash fails the run, and the input that caused it is saved under the
+# package's testdata/fuzz/ to reproduce it with plain `go test`. Counts, not
+# durations: with -fuzztime as a duration, Go's fuzzer can fail a clean run
+# with "context deadline exceeded" when the machine is busy as the time runs
+# out. ONAIR_FUZZTIME overrides every target's budget (e.g. 60s, 1000000x;
+# 0 skips fuzzing, for quick local runs).
 fuzz_targets=(
-  "./internal/signal FuzzDecode"
-  "./internal/signal FuzzHandle"
-  "./internal/sfu FuzzParseOffer"
-  "./internal/sfu FuzzPublisherOffer"
-  "./internal/whip FuzzParseFrag"
-  "./internal/auth FuzzVerify"
+  "./internal/signal FuzzDecode 200000x"
+  "./internal/signal FuzzHandle 20000x"
+  "./internal/sfu FuzzParseOffer 100000x"
+  "./internal/sfu FuzzPublisherOffer 50000x"
+  "./internal/whip FuzzParseFrag 50000x"
+  "./internal/auth FuzzVerify 200000x"
 )
-if [ "$fuzztime" != 0 ]; then
+if [ "${ONAIR_FUZZTIME:-}" != 0 ]; then
   for ft in "${fuzz_targets[@]}"; do
-    read -r pkg target <<<"$ft"
-    log "fuzz $target ($pkg, $fuzztime)"
-    isolated go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg"
+    read -r pkg target budget <<<"$ft"
+    budget="${ONAIR_FUZZTIME:-$budget}"
+    log "fuzz $target ($pkg, $budget)"
+    isolated go test -run '^$' -fuzz "^${target}\$" -fuzztime "$budget" "$pkg"
   done
 fi
 
