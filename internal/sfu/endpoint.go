@@ -261,8 +261,8 @@ func (e *Endpoint) onState(pc *webrtc.PeerConnection, s webrtc.PeerConnectionSta
 			e.timer.Stop()
 		}
 		timeout := e.p.engine.cfg.DisconnectTimeout
-		e.timer = time.AfterFunc(timeout, func() {
-			e.fail(fmt.Sprintf("media disconnected for %s", timeout))
+		e.timer = time.AfterFunc(timeout-iceSilence(timeout), func() {
+			e.fail(fmt.Sprintf("no media for %s", timeout))
 		})
 	case webrtc.PeerConnectionStateFailed:
 		e.mu.Unlock()

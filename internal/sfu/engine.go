@@ -111,9 +111,11 @@ func New(cfg Config) (*Engine, error) {
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(cfg.Loopback)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
-	// Our own timer decides when a disconnected peer is gone; ICE's own
-	// failure comes later so that it does not pre-empt the configured timeout.
-	se.SetICETimeouts(5*time.Second, cfg.DisconnectTimeout+10*time.Second, 2*time.Second)
+	// ICE calls a peer disconnected after iceSilence without a packet; our
+	// own timer then ends it when the rest of DisconnectTimeout has passed,
+	// so that a dead peer goes DisconnectTimeout after its last packet.
+	// ICE's own failure comes later and does not pre-empt that.
+	se.SetICETimeouts(iceSilence(cfg.DisconnectTimeout), cfg.DisconnectTimeout+10*time.Second, 2*time.Second)
 	// AES-GCM first: several times cheaper per packet than AES-CM + HMAC-SHA1.
 	se.SetSRTPProtectionProfiles(
 		dtls.SRTP_AEAD_AES_128_GCM,
@@ -143,6 +145,13 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.setting = se
 	return e, nil
+}
+
+// iceSilence is how long ICE waits without a packet before it calls a peer
+// disconnected: 5 s (pion's default, beyond a few lost keep-alives), or half
+// the disconnect timeout when that is shorter.
+func iceSilence(disconnect time.Duration) time.Duration {
+	return min(5*time.Second, disconnect/2)
 }
 
 func ipAllowed(allowed []netip.Prefix, ip net.IP) bool {
