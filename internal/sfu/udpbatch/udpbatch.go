@@ -169,14 +169,16 @@ func (c *Conn) LastError() error {
 }
 
 // WriteToAddrPort sends b to addr, or adds it to the open batch. It is the
-// write pion/ice uses (ice.AddrPortReaderWriter).
+// write pion/ice uses (ice.AddrPortReaderWriter). A datagram too large for
+// GSO, or to a link-local address with a zone, is sent at once, after the
+// batch so far.
 func (c *Conn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return 0, net.ErrClosed
 	}
-	if c.batching && len(b) <= maxSegmentSize {
+	if c.batching && len(b) <= maxSegmentSize && addr.Addr().Zone() == "" {
 		c.addLocked(b, addr)
 		c.mu.Unlock()
 		return len(b), nil
