@@ -165,7 +165,10 @@ type burstState struct {
 // (marker), or it comes late (a retransmission, a reordered packet), or it
 // starts a frame whose predecessor's last packet was lost, so that nothing
 // waits for a marker that will not come, or the burst has waited
-// maxBurstHold since its first packet.
+// maxBurstHold since its first packet. The hold is judged when a packet
+// arrives (there is no timer): a burst whose marker is lost waits for the
+// next packet of the track, or for an audio packet, which wakes the writer
+// too; at 30 fps that is at most one frame interval.
 func (b *burstState) ends(p *packet) bool {
 	seq, ts := p.header.SequenceNumber, p.header.Timestamp
 	end := b.started && !seqNewer(seq, b.lastSeq) // late
