@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the independent conformance client (shared/conformance/seedclient)
+# Runs an independent conformance client of the signalling protocol
 # against a real onair on a free loopback port: every scenario, then a
 # 100-viewer load run. Usage: scripts/conformance.sh ONAIR_BINARY SEEDCLIENT
 set -euo pipefail

@@ -5,8 +5,8 @@
 # redis-server for the Redis store and the multi-process tests, ffmpeg for the
 # recording tests),
 # then runs go vet, gofmt, `go test -race ./...`, each fuzz target for a
-# bounded time and, when it is present beside the checkout, the independent
-# conformance client against a real onair.
+# bounded number of inputs and, when ONAIR_CONFORMANCE_CLIENT names it, the
+# independent conformance client against a real onair.
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh -run Foo   # extra arguments go to `go test`
@@ -99,11 +99,18 @@ if [ "${ONAIR_FUZZTIME:-}" != 0 ]; then
   done
 fi
 
-seedclient=../shared/conformance/seedclient
-if [ -x "$seedclient" ]; then
-  log "conformance client (../shared/conformance/seedclient)"
+# The conformance client is an independent black-box client of the signalling
+# protocol, kept outside this repository; set ONAIR_CONFORMANCE_CLIENT to its
+# binary to run it (CI does).
+seedclient="${ONAIR_CONFORMANCE_CLIENT:-}"
+if [ -n "$seedclient" ]; then
+  if [ ! -x "$seedclient" ]; then
+    echo "ONAIR_CONFORMANCE_CLIENT=$seedclient is not an executable file" >&2
+    exit 1
+  fi
+  log "conformance client ($seedclient)"
   go build -o /tmp/onair-conformance ./cmd/onair
   isolated bash scripts/conformance.sh /tmp/onair-conformance "$seedclient"
 else
-  log "conformance client not found at $seedclient: skipped (it is not part of this repository)"
+  log "conformance client: ONAIR_CONFORMANCE_CLIENT is not set, skipped (it is not part of this repository)"
 fi
