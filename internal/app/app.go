@@ -63,7 +63,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	engine, err := sfu.New(sfu.Config{
-		UDPPortMin: cfg.UDPPortMin, UDPPortMax: cfg.UDPPortMax, UDPMuxPort: cfg.UDPMuxPort,
+		UDPPortMin: cfg.UDPPortMin, UDPPortMax: cfg.UDPPortMax, UDPMuxPort: cfg.UDPMuxPort, TCPMuxPort: cfg.ICETCPPort,
 		PublicIPs: cfg.PublicIPs, Loopback: cfg.ICELoopback, AllowedIPs: cfg.ICEAllowedIPs,
 		DisconnectTimeout: cfg.DisconnectTimeout, ConnectTimeout: cfg.ConnectTimeout,
 		PresenterWait: cfg.PresenterWait, MaxVideoBitrate: cfg.MaxVideoBitrate, Logger: log,

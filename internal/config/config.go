@@ -69,6 +69,7 @@ type Config struct {
 	State   // memory or Redis: state.go
 	Auth    // tokens and origins: auth.go
 	Limits  // rates and sizes: limits.go
+	Network // ICE over TCP and TURN: network.go
 }
 
 // Load parses args (without the program name) over the environment.
@@ -105,6 +106,7 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 	c.State.register(fs)
 	origins := c.Auth.register(fs)
 	exempt := c.Limits.register(fs)
+	c.Network.register(fs)
 
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -170,6 +172,9 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 		c.BasePath = ""
 	}
 	if err := c.checkTLS(); err != nil {
+		return Config{}, err
+	}
+	if err := c.checkNetwork(); err != nil {
 		return Config{}, err
 	}
 	if err := c.Observe.check(); err != nil {

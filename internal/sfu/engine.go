@@ -33,6 +33,9 @@ type Config struct {
 	UDPPortMin, UDPPortMax uint16
 	// UDPMuxPort, when set, serves every peer on this one UDP port.
 	UDPMuxPort int
+	// TCPMuxPort, when set, also offers passive ICE-TCP candidates on this
+	// one TCP port (tcp.go): a fallback for peers whose UDP is blocked.
+	TCPMuxPort int
 	// PublicIPs are advertised as host candidates in place of local ones (NAT 1:1).
 	PublicIPs []string
 	// Loopback offers loopback candidates (tests and local demos).
@@ -86,6 +89,7 @@ type Engine struct {
 	log     *slog.Logger
 	setting webrtc.SettingEngine
 	udpMux  ice.UDPMux
+	tcpMux  ice.TCPMux // nil without Config.TCPMuxPort
 	sampler *sysstat.Sampler
 	batches *udpbatch.Buffers // lent to viewers' sockets while they batch sends
 	stats   engineStats       // totals of released endpoints: stats.go
@@ -142,6 +146,12 @@ func New(cfg Config) (*Engine, error) {
 		if err := se.SetEphemeralUDPPortRange(cfg.UDPPortMin, cfg.UDPPortMax); err != nil {
 			return nil, fmt.Errorf("sfu: UDP port range %d-%d: %w", cfg.UDPPortMin, cfg.UDPPortMax, err)
 		}
+	}
+	if err := e.listenICETCP(&se); err != nil {
+		if e.udpMux != nil {
+			_ = e.udpMux.Close()
+		}
+		return nil, err
 	}
 	e.setting = se
 	return e, nil
@@ -216,7 +226,7 @@ func (e *Engine) Usage() media.Usage {
 	return media.Usage{CPUPercent: s.CPUPercent, MemoryPercent: s.MemoryPercent, RSSBytes: s.RSSBytes}
 }
 
-// Close releases every pipeline and the shared UDP port.
+// Close releases every pipeline and the shared UDP and TCP ports.
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	e.closed = true
@@ -228,10 +238,13 @@ func (e *Engine) Close() error {
 	for _, p := range ps {
 		p.Release()
 	}
+	err := e.closeICETCP()
 	if e.udpMux != nil {
-		return e.udpMux.Close()
+		if uerr := e.udpMux.Close(); err == nil {
+			err = uerr
+		}
 	}
-	return nil
+	return err
 }
 
 // newID returns 128 random bits in hex: unguessable, so usable in URLs.

@@ -80,6 +80,12 @@ var loopback = net.IPv4(127, 0, 0, 1)
 // newPeer makes a peer connection whose only ICE candidate is its own UDP
 // socket on 127.0.0.1.
 func newPeer(m *webrtc.MediaEngine, ir *interceptor.Registry) (*peer, error) {
+	return newPeerOn(m, ir, Network{})
+}
+
+// newPeerOn makes a peer connection that reaches the server as n allows
+// (network.go).
+func newPeerOn(m *webrtc.MediaEngine, ir *interceptor.Registry, n Network) (*peer, error) {
 	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -90,11 +96,10 @@ func newPeer(m *webrtc.MediaEngine, ir *interceptor.Registry) (*peer, error) {
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIPFilter(func(ip net.IP) bool { return ip.Equal(loopback) })
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetICEUDPMux(p.mux)
+	n.configure(&se, p.mux)
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir),
 		webrtc.WithSettingEngine(se))
-	p.pc, err = api.NewPeerConnection(webrtc.Configuration{})
+	p.pc, err = api.NewPeerConnection(n.configuration())
 	if err != nil {
 		_ = p.mux.Close()
 		return nil, err

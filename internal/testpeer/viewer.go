@@ -73,12 +73,16 @@ const (
 )
 
 // NewViewerPeer makes a viewer peer; it receives once negotiated.
-func NewViewerPeer() (*ViewerPeer, error) {
+func NewViewerPeer() (*ViewerPeer, error) { return NewViewerPeerOn(Network{}) }
+
+// NewViewerPeerOn makes a viewer peer that reaches the server only as n
+// allows: over TCP, or through a TURN relay.
+func NewViewerPeerOn(n Network) (*ViewerPeer, error) {
 	m, ir, err := newAPIParts()
 	if err != nil {
 		return nil, err
 	}
-	pr, err := newPeer(m, ir)
+	pr, err := newPeerOn(m, ir, n)
 	if err != nil {
 		return nil, err
 	}

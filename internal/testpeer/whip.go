@@ -498,6 +498,15 @@ func (s *Server) JoinViewerWith(ctx context.Context, vp *ViewerPeer, email, room
 // SelectedRemote is the address (ip:port) of the remote candidate of the
 // peer's selected ICE pair.
 func (p *peer) SelectedRemote() (string, error) {
+	pair, err := p.SelectedPair()
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s:%d", pair.Remote.Address, pair.Remote.Port), nil
+}
+
+// SelectedPair is the peer's selected ICE candidate pair.
+func (p *peer) SelectedPair() (*webrtc.ICECandidatePair, error) {
 	var dtls *webrtc.DTLSTransport
 	for _, tr := range p.pc.GetTransceivers() {
 		if s := tr.Sender(); s != nil && s.Transport() != nil {
@@ -510,16 +519,16 @@ func (p *peer) SelectedRemote() (string, error) {
 		}
 	}
 	if dtls == nil {
-		return "", errors.New("no transport")
+		return nil, errors.New("no transport")
 	}
 	pair, err := dtls.ICETransport().GetSelectedCandidatePair()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if pair == nil {
-		return "", errors.New("no selected candidate pair")
+		return nil, errors.New("no selected candidate pair")
 	}
-	return fmt.Sprintf("%s:%d", pair.Remote.Address, pair.Remote.Port), nil
+	return pair, nil
 }
 
 // CandidateAddrs are the addresses (ip:port) of an SDP's or sdpfrag's
