@@ -35,6 +35,7 @@ type App struct {
 	ws     *signal.Server
 	http   *http.Server
 	rec    *recording // nil unless recording: recording.go
+	turn   *turnRelay // nil without TURN: turn.go
 	obs    *observers // webhooks, alerts, metrics: observe.go
 
 	// HTTPS (tls.go): nil for plain HTTP.
@@ -77,6 +78,12 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		_ = engine.Close()
 		return nil, err
 	}
+	tr, err := newTURN(cfg, log, tlsConf, obs) // turn.go
+	if err != nil {
+		_ = engine.Close()
+		_ = st.Close()
+		return nil, err
+	}
 	svc := live.New(st, engine, obs.watch(cfg, log, engine, live.Options{Logger: log, ReapInterval: cfg.ReapInterval, OwnerTTL: cfg.RedisOwnerTTL,
 		Recorder: rec.factory(), OnRejected: obs.rejected,
 		Limits: live.Limits{MaxRooms: cfg.MaxRooms, MaxViewersPerRoom: cfg.MaxViewersPerRoom, MaxCandidates: cfg.MaxCandidates}}))
@@ -91,9 +98,9 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		whipICE = append(whipICE, whip.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
 	}
 	wh := whip.New(svc, whip.Config{StreamKey: cfg.StreamKey, StreamKeys: cfg.StreamKeys,
-		ICEServers: whipICE, MaxBodyBytes: cfg.MaxMessageBytes, Logger: log, Auth: acc.authn, OnRejected: obs.rejected})
+		ICEServers: whipICE, TURN: tr.whipServers, MaxBodyBytes: cfg.MaxMessageBytes, Logger: log, Auth: acc.authn, OnRejected: obs.rejected})
 	hc := httpapi.Config{
-		BasePath: cfg.BasePath, MaxBodyBytes: cfg.MaxMessageBytes, ICEServers: ice,
+		BasePath: cfg.BasePath, MaxBodyBytes: cfg.MaxMessageBytes, ICEServers: ice, TURN: tr.apiServers,
 		WebSocket: ws, WHIP: wh, Demo: web.Static(), Recordings: rec.api(), Logger: log, Metrics: obs.start(svc, engine),
 		Auth: acc.authn, AllowedOrigins: acc.origins, OnRejected: obs.rejected,
 	}
@@ -101,7 +108,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		hc.Sessions = acc.sessions // not a nil *PerAddress in the interface
 	}
 	handler := httpapi.New(svc, hc)
-	a := &App{cfg: cfg, log: log, engine: engine, store: st, svc: svc, ws: ws, rec: rec, obs: obs,
+	a := &App{cfg: cfg, log: log, engine: engine, store: st, svc: svc, ws: ws, rec: rec, obs: obs, turn: tr,
 		http: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
 		reaperDone: make(chan struct{}), tls: tlsConf}
@@ -159,6 +166,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		}
 		if cerr := a.engine.Close(); err == nil {
 			err = cerr
+		}
+		if terr := a.turn.close(); err == nil {
+			err = terr
 		}
 		a.rec.close(ctx) // waits for upload hooks in flight
 		if oerr := a.obs.shutdown(ctx); err == nil {

@@ -92,3 +92,12 @@ func (c Config) checkNetwork() error {
 	}
 	return nil
 }
+
+// MediaListenHost is the address media ports listen on: the one address
+// -ice-allowed-ips names, if it names exactly one, else every address.
+func (c Config) MediaListenHost() string {
+	if len(c.ICEAllowedIPs) == 1 && c.ICEAllowedIPs[0].IsSingleIP() {
+		return c.ICEAllowedIPs[0].Addr().String()
+	}
+	return ""
+}

@@ -67,6 +67,10 @@ type Config struct {
 	// OnRejected observes refusals by reason (the Reject* constants), for
 	// metrics; it must not block.
 	OnRejected func(reason string)
+
+	// TURN, if set, gives more ICE servers for each request, with
+	// credentials minted for it (the embedded TURN server).
+	TURN func(r *http.Request) []ICEServer
 }
 
 // New returns the server's whole HTTP handler.
@@ -333,9 +337,9 @@ func (a *api) health(w http.ResponseWriter, r *http.Request) {
 
 // clientConfig tells browser clients (the demo page) the ICE servers to use.
 func (a *api) clientConfig(w http.ResponseWriter, r *http.Request) {
-	servers := a.cfg.ICEServers
-	if servers == nil {
-		servers = []ICEServer{}
+	servers := append([]ICEServer{}, a.cfg.ICEServers...)
+	if a.cfg.TURN != nil {
+		servers = append(servers, a.cfg.TURN(r)...)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"iceServers": servers, "basePath": a.cfg.BasePath})
 }

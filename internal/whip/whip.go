@@ -61,6 +61,10 @@ type Config struct {
 	MaxBodyBytes int64
 	OfferTimeout time.Duration
 	Logger       *slog.Logger
+
+	// TURN, if set, gives more ICE servers for each request, with
+	// credentials minted for it (the embedded TURN server).
+	TURN func(r *http.Request) []ICEServer
 }
 
 // Server serves /whip/ and /whep/.
@@ -163,7 +167,7 @@ func (s *Server) lookup(k kind, roomID, id string) *session {
 // which ICE servers to use.
 func (s *Server) options(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Accept-Post", "application/sdp")
-	s.linkICEServers(w)
+	s.linkICEServers(w, r)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -217,7 +221,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, k kind) {
 	h.Set("Content-Type", "application/sdp")
 	h.Set("Location", "/"+string(k)+"/"+url.PathEscape(roomID)+"/"+sess.id)
 	h.Set("ETag", etag)
-	s.linkICEServers(w)
+	s.linkICEServers(w, r)
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, answer)
 }
@@ -379,8 +383,12 @@ func (s *Server) hasStreamKey(r *http.Request, roomID string) bool {
 	return found && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) == 1
 }
 
-func (s *Server) linkICEServers(w http.ResponseWriter) {
-	for _, srv := range s.cfg.ICEServers {
+func (s *Server) linkICEServers(w http.ResponseWriter, r *http.Request) {
+	servers := s.cfg.ICEServers
+	if s.cfg.TURN != nil {
+		servers = append(append([]ICEServer{}, servers...), s.cfg.TURN(r)...)
+	}
+	for _, srv := range servers {
 		for _, u := range srv.URLs {
 			v := "<" + u + `>; rel="ice-server"`
 			if srv.Username != "" {
