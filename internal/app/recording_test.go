@@ -249,16 +249,19 @@ func hookServer(t *testing.T) (*httptest.Server, chan map[string]any) {
 func TestRecordingEndToEnd(t *testing.T) {
 	recordtest.NeedFFmpeg(t)
 	clips := map[string]recordtest.Clip{}
-	for _, codec := range []string{"vp8", "h264"} {
+	for _, codec := range []string{"vp8", "h264", "vp9", "av1"} {
 		clips[codec] = recordtest.MakeClip(t, t.TempDir(), codec, clipLength)
 	}
 	cases := []struct {
 		name, codec, end, ext, probed string
 	}{
 		{"vp8 ended by DELETE room live", "vp8", "delete", ".webm", "vp8"},
-		{"h264 ended by WHIP DELETE", "h264", "whip", ".mkv", "h264"},
-		{"h264 presenter dropped", "h264", "drop", ".mkv", "h264"},
+		{"h264 ended by WHIP DELETE", "h264", "whip", ".mp4", "h264"},
+		{"h264 presenter dropped", "h264", "drop", ".mp4", "h264"},
 		{"vp8 server shutdown", "vp8", "shutdown", ".webm", "vp8"},
+		{"h264 server shutdown", "h264", "shutdown", ".mp4", "h264"},
+		{"vp9 ended by DELETE room live", "vp9", "delete", ".mp4", "vp9"},
+		{"av1 presenter dropped", "av1", "drop", ".mp4", "av1"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

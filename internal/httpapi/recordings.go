@@ -5,6 +5,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/onair-live/onair/internal/live"
@@ -85,6 +86,8 @@ func (a *api) getRecording(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
+	case strings.HasSuffix(name, ".mp4"):
+		w.Header().Set("Content-Type", "video/mp4")
 	case len(name) > 5 && name[len(name)-5:] == ".webm":
 		w.Header().Set("Content-Type", "video/webm")
 	default:

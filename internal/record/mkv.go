@@ -280,3 +280,13 @@ func (m *mkvWriter) abort() {
 	_ = m.w.Flush()
 	_ = m.f.Close()
 }
+
+// writeFrame adds a frame at ns since the start of the file (fileWriter).
+func (m *mkvWriter) writeFrame(track int, video, key bool, ns int64, data []byte) error {
+	return m.writeBlock(track, video, key, ns/int64(time.Millisecond), data)
+}
+
+// end finalizes the file (fileWriter).
+func (m *mkvWriter) end(durationNS int64) error {
+	return m.finish(float64(durationNS) / float64(time.Millisecond))
+}

@@ -1,9 +1,9 @@
 // Package record writes broadcasts to files and announces them. It owns the
 // recording of one broadcast from the RTP packets the media engine hands it
 // (as a media.Sink): putting them back in order, assembling whole frames
-// from the first keyframe, dropping incomplete ones, and muxing them into a
-// WebM (VP8, VP9, AV1 with Opus) or Matroska (H.264 with Opus) file that it
-// finalizes when the broadcast ends. It also lists and opens the recordings
+// from the first keyframe, dropping incomplete ones, and muxing them into an
+// MP4 (H.264, VP9, AV1 with Opus; written with mediacommon) or WebM (VP8
+// with Opus, or audio alone) file that it finalizes when the broadcast ends. It also lists and opens the recordings
 // of its directory, and posts the upload hook for each finished file.
 //
 // It knows nothing of rooms' lifecycle, HTTP routes or pion's peer
@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -126,7 +127,8 @@ func (r *Recorder) announce(info Info, res Result) {
 	}
 }
 
-// File names are <room>-<UTC start>.<webm|mkv>, the room reduced to safe
+// File names are <room>-<UTC start>.<mp4|webm|mkv> (.mkv: H.264 recorded
+// by earlier versions, still listed and served), the room reduced to safe
 // characters.
 const nameTime = "20060102T150405.000Z"
 
@@ -177,7 +179,7 @@ func (r *Recorder) setActive(name string, on bool) {
 // parseName reads the room and start time of a recording's file name.
 func parseName(name string) (room string, start time.Time, ok bool) {
 	ext := filepath.Ext(name)
-	if ext != ".webm" && ext != ".mkv" || name != filepath.Base(name) || strings.ContainsAny(name, `/\`) {
+	if ext != ".webm" && ext != ".mkv" && ext != ".mp4" || name != filepath.Base(name) || strings.ContainsAny(name, `/\`) {
 		return "", time.Time{}, false
 	}
 	base := strings.TrimSuffix(name, ext)
@@ -236,7 +238,8 @@ func (r *Recorder) List() ([]Entry, error) {
 	return out, nil
 }
 
-// fileDuration reads the Duration of a Matroska file's Info.
+// fileDuration reads the Duration of a Matroska file's Info, or of an MP4
+// file's movie header.
 func fileDuration(path string) time.Duration {
 	f, err := os.Open(path)
 	if err != nil {
@@ -244,7 +247,10 @@ func fileDuration(path string) time.Duration {
 	}
 	defer f.Close()
 	buf := make([]byte, 4096)
-	n, _ := f.Read(buf)
+	n, _ := io.ReadFull(f, buf)
+	if filepath.Ext(path) == ".mp4" {
+		return mp4Duration(buf[:n])
+	}
 	h, err := readHeader(buf[:n])
 	if err != nil {
 		return 0

@@ -142,9 +142,9 @@ func checkFile(t *testing.T, res Result, video, ext string, want time.Duration) 
 func TestRecordClips(t *testing.T) {
 	cases := []struct{ codec, probeName, ext string }{
 		{"vp8", "vp8", ".webm"},
-		{"h264", "h264", ".mkv"},
-		{"vp9", "vp9", ".webm"},
-		{"av1", "av1", ".webm"},
+		{"h264", "h264", ".mp4"},
+		{"vp9", "vp9", ".mp4"},
+		{"av1", "av1", ".mp4"},
 	}
 	for _, c := range cases {
 		t.Run(c.codec, func(t *testing.T) {

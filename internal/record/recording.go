@@ -47,7 +47,7 @@ type Recording struct {
 	sps, pps []byte
 
 	name, path string
-	mux        *mkvWriter
+	mux        fileWriter
 	pending    [][]timedFrame // per file track, frames waiting to be interleaved
 	newest     int64          // ns, newest frame handed to the interleaver
 	writeErr   error
@@ -95,7 +95,7 @@ type Result struct {
 }
 
 // Start checks that every track can be stored and picks the container:
-// WebM for VP8, VP9 and AV1 with Opus, Matroska for H.264.
+// MP4 for H.264, VP9 and AV1 with Opus, WebM for VP8 and for audio alone.
 func (r *Recording) Start(tracks []media.Track, requestKeyframe func()) error {
 	r.requestKeyframe = requestKeyframe
 	if r.requestKeyframe == nil {
@@ -124,15 +124,15 @@ func (r *Recording) Start(tracks []media.Track, requestKeyframe func()) error {
 		} else {
 			ts.reorder = newReorderBuffer(audioReorderSize, audioReorderDelay)
 		}
-		if strings.EqualFold(t.MimeType, codec.H264) {
-			r.docType, r.ext = "matroska", ".mkv"
-		}
 		r.tracks = append(r.tracks, ts)
 	}
 	if len(r.tracks) == 0 {
 		err := fmt.Errorf("%w: the broadcast has no track", ErrUnsupportedCodec)
 		r.log.Warn("broadcast not recorded", "reason", err.Error())
 		return err
+	}
+	if r.video != nil && !strings.EqualFold(r.video.mime, codec.VP8) {
+		r.docType, r.ext = "mp4", ".mp4"
 	}
 	return nil
 }
@@ -281,57 +281,10 @@ func (r *Recording) interleave(all bool) {
 		if r.writeErr != nil {
 			continue
 		}
-		ms := tf.ns / int64(time.Millisecond)
-		if err := r.mux.writeBlock(tf.t.number, tf.t.video, tf.frame.key, ms, tf.frame.data); err != nil {
+		if err := r.mux.writeFrame(tf.t.number, tf.t.video, tf.frame.key, tf.ns, tf.frame.data); err != nil {
 			r.fail(err)
 		}
 	}
-}
-
-// create makes the file and writes its header, from the first keyframe.
-func (r *Recording) create(key frame) error {
-	var mts []mkvTrack
-	haveAudio := false
-	for _, t := range r.tracks {
-		id, _ := matroskaCodec(t.mime)
-		mt := mkvTrack{number: len(mts) + 1, video: t.video, codecID: id}
-		if t.video {
-			if t != r.video {
-				continue // one video track is recorded
-			}
-			w, h, private, err := videoConfig(t.mime, key.data, r.sps, r.pps)
-			if err != nil {
-				return err
-			}
-			mt.width, mt.height, mt.private = w, h, private
-		} else {
-			if haveAudio {
-				continue // one audio track is recorded
-			}
-			haveAudio = true
-			mt.channels, mt.rate = 2, 48000
-			mt.private = opusHead(2)
-			mt.seekPreRoll = uint64(80 * time.Millisecond)
-		}
-		t.number = mt.number
-		mts = append(mts, mt)
-	}
-	start := time.Now()
-	f, name, err := r.rec.createFile(r.info.RoomID, start, r.ext)
-	if err != nil {
-		return err
-	}
-	m, err := newMKV(f, r.docType, mts, r.info.Title, start)
-	if err != nil {
-		_ = f.Close()
-		_ = os.Remove(f.Name())
-		return err
-	}
-	r.mux, r.name, r.path = m, name, f.Name()
-	r.pending = make([][]timedFrame, len(mts))
-	r.rec.setActive(name, true)
-	r.log.Info("recording started", "file", r.path, "container", r.docType)
-	return nil
 }
 
 // fail stops writing after an error; the file keeps what was written.
@@ -379,7 +332,7 @@ func (r *Recording) Close() error {
 	}
 	if r.writeErr != nil {
 		r.mux.abort()
-	} else if err := r.mux.finish(float64(end) / float64(time.Millisecond)); err != nil {
+	} else if err := r.mux.end(end); err != nil {
 		r.fail(err)
 	}
 	r.rec.setActive(r.name, false)
