@@ -109,12 +109,9 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	}
 	handler := httpapi.New(svc, hc)
 	a := &App{cfg: cfg, log: log, engine: engine, store: st, svc: svc, ws: ws, rec: rec, obs: obs, turn: tr,
-		http: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
-		reaperDone: make(chan struct{}), tls: tlsConf}
+		http: newHTTPServer(cfg, handler, log), reaperDone: make(chan struct{}), tls: tlsConf}
 	if tlsConf != nil {
-		a.redirect = &http.Server{Handler: http.HandlerFunc(a.redirectToHTTPS), ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog: a.http.ErrorLog}
+		a.redirect = newHTTPServer(cfg, http.HandlerFunc(a.redirectToHTTPS), log)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stopReaper = cancel
@@ -135,6 +132,7 @@ func (a *App) WebSockets() int { return a.ws.Sessions() }
 // asks for TLS; it returns nil after a shutdown.
 func (a *App) Serve(l net.Listener) error {
 	scheme := "http"
+	l = capConnections(l, a.cfg, a.tls == nil, a.obs.rejected, a.log) // limits.go
 	if a.tls != nil {
 		scheme = "https"
 		if _, port, err := net.SplitHostPort(l.Addr().String()); err == nil {

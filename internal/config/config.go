@@ -64,6 +64,9 @@ type Config struct {
 	// DebugAddr, when set, serves Go's profiler (/debug/pprof/) there.
 	DebugAddr string
 
+	// Deadlines and connection caps: hardening.go.
+	Hardening
+
 	Observe // webhooks, alerts and metrics: observe.go
 	Record  // recording: record.go
 	State   // memory or Redis: state.go
@@ -101,6 +104,7 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve the Go profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060 (default: off)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	c.Hardening.register(fs)
 	c.Observe.register(fs)
 	c.Record.register(fs)
 	c.State.register(fs)
@@ -193,6 +197,9 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 		return Config{}, errors.New("-whip-stream-key(s) cannot be used with -auth-secret: WHIP encoders then send a token as their bearer key (mint one with: onair token -sub NAME -grant publish -room ROOM -ttl 8760h)")
 	}
 	if err := c.Limits.load(*exempt); err != nil {
+		return Config{}, err
+	}
+	if err := c.Hardening.check(); err != nil {
 		return Config{}, err
 	}
 	if c.MaxMessageBytes < 1024 {

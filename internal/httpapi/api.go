@@ -126,8 +126,10 @@ func New(svc Broadcasts, cfg Config) http.Handler {
 			mux.Handle(m+" /whip/", cfg.WHIP)
 			mux.Handle(m+" /whep/", cfg.WHIP)
 		}
-		mux.Handle("POST /whip/", a.limited(cfg.WHIP, true))
-		mux.Handle("POST /whep/", a.limited(cfg.WHIP, true))
+		// Their POSTs negotiate before answering: longer than the server's
+		// write timeout allows (deadlines.go).
+		mux.Handle("POST /whip/", a.limited(Extend(cfg.WHIP, offerRouteTimeout), true))
+		mux.Handle("POST /whep/", a.limited(Extend(cfg.WHIP, offerRouteTimeout), true))
 	}
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", a.admin(cfg.Metrics))

@@ -76,8 +76,12 @@ func (p *PerAddress) Allow(addr string) (bool, time.Duration) {
 	return true, 0
 }
 
-func (p *PerAddress) exempted(addr string) bool {
-	if len(p.exempt) == 0 {
+func (p *PerAddress) exempted(addr string) bool { return Exempted(addr, p.exempt) }
+
+// Exempted reports whether addr ("host:port" or a bare IP) is in one of
+// the networks exempt.
+func Exempted(addr string, exempt []netip.Prefix) bool {
+	if len(exempt) == 0 {
 		return false
 	}
 	if ap, err := netip.ParseAddrPort(addr); err == nil {
@@ -88,7 +92,7 @@ func (p *PerAddress) exempted(addr string) bool {
 		return false
 	}
 	ip = ip.Unmap()
-	for _, n := range p.exempt {
+	for _, n := range exempt {
 		if n.Contains(ip) {
 			return true
 		}
