@@ -88,13 +88,13 @@ func (s *Service) offer(ctx context.Context, sess Session, who auth.Principal, o
 		m.offered = false
 		r.mu.Unlock()
 		s.log.Warn("offer rejected", "room", o.RoomID, "user", o.Email, "role", string(role),
-			"session", sess.ID(), "err", err)
+			"session", Tag(sess.ID()), "err", err)
 		return "", offerError(err)
 	}
 	if err := s.store.BindSession(ctx, o.Email, sess.ID()); err != nil && !isNotFound(err) {
 		s.log.Warn("cannot record session", "user", o.Email, "err", err)
 	}
-	s.log.Info("offer accepted", "room", o.RoomID, "user", o.Email, "role", string(role), "session", sess.ID())
+	s.log.Info("offer accepted", "room", o.RoomID, "user", o.Email, "role", string(role), "session", Tag(sess.ID()))
 	if role == store.RolePresenter {
 		s.startRecording(r, m, sess)
 	}
@@ -122,14 +122,14 @@ func (s *Service) AddCandidate(sessionID string, c media.Candidate) error {
 	m := s.sessions[sessionID]
 	s.mu.Unlock()
 	if m == nil {
-		return ErrNoSession.With("session %s has sent no offer", sessionID)
+		return ErrNoSession.With("this session has sent no offer")
 	}
 	if err := s.candidatesLeft(m); err != nil {
 		return err
 	}
 	if err := m.endpoint.AddCandidate(c); err != nil {
 		if errors.Is(err, media.ErrReleased) {
-			return ErrNoSession.With("session %s has ended", sessionID)
+			return ErrNoSession.With("this session has ended")
 		}
 		return ErrBadRequest.With("%v", err)
 	}
@@ -153,7 +153,7 @@ func (s *Service) SessionClosed(sessionID string) {
 	ctx := context.Background()
 	if m.role == store.RolePresenter {
 		s.log.Warn("presenter's WebSocket closed, ending broadcast", "room", m.roomID,
-			"presenter", m.email, "session", sessionID)
+			"presenter", m.email, "session", Tag(sessionID))
 		s.teardown(ctx, r, ReasonDropped, "presenter WebSocket closed", StopEnded)
 		return
 	}
@@ -199,7 +199,7 @@ func (s *Service) RestartICE(ctx context.Context, sessionID, ufrag, pwd string) 
 	m := s.sessions[sessionID]
 	s.mu.Unlock()
 	if m == nil {
-		return "", ErrNoSession.With("session %s has ended", sessionID)
+		return "", ErrNoSession.With("this session has ended")
 	}
 	return m.endpoint.RestartICE(ctx, ufrag, pwd)
 }

@@ -58,7 +58,7 @@ var _ live.Session = (*session)(nil)
 func newSession(srv *Server, conn *websocket.Conn, id, remote string, who auth.Principal) *session {
 	s := &session{
 		srv: srv, conn: conn, id: id, remote: remote,
-		log:     srv.log.With("session", id, "remote", remote),
+		log:     srv.log.With("session", live.Tag(id), "remote", remote),
 		out:     make(chan []byte, outboxLength),
 		done:    make(chan struct{}),
 		closeCh: make(chan struct{}),

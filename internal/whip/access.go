@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/onair-live/onair/internal/auth"
+	"github.com/onair-live/onair/internal/live"
 )
 
 // Access on WHIP and WHEP. With tokens on, every request but a preflight
@@ -80,7 +81,7 @@ func (s *Server) owner(w http.ResponseWriter, r *http.Request, sess *session) (a
 	}
 	if who.Subject != sess.who.Subject {
 		s.rejected(RejectForbidden)
-		s.log.Warn("request for another user's session refused", "session", sess.id, "user", who.Subject,
+		s.log.Warn("request for another user's session refused", "session", live.Tag(sess.id), "user", who.Subject,
 			"owner", sess.who.Subject)
 		problem(w, http.StatusForbidden, "this session belongs to another user")
 		return auth.Principal{}, false

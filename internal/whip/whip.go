@@ -215,7 +215,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, k kind) {
 	sess.etag = etagOf(sess.id, answer)
 	etag := sess.etag
 	sess.mu.Unlock()
-	s.log.Info("session created", "kind", string(k), "room", roomID, "user", who.Subject, "session", sess.id,
+	s.log.Info("session created", "kind", string(k), "room", roomID, "user", who.Subject, "session", live.Tag(sess.id),
 		"remote", r.RemoteAddr)
 	h := w.Header()
 	h.Set("Content-Type", "application/sdp")
@@ -308,7 +308,7 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, k kind) {
 				problem(w, http.StatusTooManyRequests, err.Error())
 				return
 			}
-			s.log.Info("trickled candidate refused", "session", sess.id, "err", err)
+			s.log.Info("trickled candidate refused", "session", live.Tag(sess.id), "err", err)
 			problem(w, http.StatusBadRequest, err.Error())
 			return
 		}
@@ -366,7 +366,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, k kind) {
 		s.renderError(w, r, k, sess.roomID, err)
 		return
 	}
-	s.log.Info("session deleted", "kind", string(k), "room", sess.roomID, "session", sess.id)
+	s.log.Info("session deleted", "kind", string(k), "room", sess.roomID, "session", live.Tag(sess.id))
 	w.WriteHeader(http.StatusOK)
 }
 

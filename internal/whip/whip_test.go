@@ -41,7 +41,7 @@ func TestPublishOverWHIPWatchOverWHEPAndWebSocket(t *testing.T) {
 	id := locationRE.FindStringSubmatch(pub.Session.Location)[3]
 	logged := false
 	for _, l := range strings.Split(srv.Log(), "\n") {
-		if strings.Contains(l, `msg="session created"`) && strings.Contains(l, "session="+id) {
+		if strings.Contains(l, `msg="session created"`) && strings.Contains(l, "session="+live.Tag(id)) {
 			logged = true
 			if strings.Contains(l, "user=whip:"+id[:8]) {
 				t.Errorf("the WHIP presenter's identity is made of its session id: %s", l)
