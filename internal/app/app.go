@@ -43,6 +43,8 @@ type App struct {
 	redirect  *http.Server
 	httpsPort atomic.Value // string: the port Serve listens on
 
+	conns atomic.Pointer[connCap] // the caps on Serve's connections: limits.go
+
 	stopReaper context.CancelFunc
 	reaperDone chan struct{}
 	closeOnce  sync.Once
@@ -132,7 +134,7 @@ func (a *App) WebSockets() int { return a.ws.Sessions() }
 // asks for TLS; it returns nil after a shutdown.
 func (a *App) Serve(l net.Listener) error {
 	scheme := "http"
-	l = capConnections(l, a.cfg, a.tls == nil, a.obs.rejected, a.log) // limits.go
+	l = a.capConnections(l) // limits.go
 	if a.tls != nil {
 		scheme = "https"
 		if _, port, err := net.SplitHostPort(l.Addr().String()); err == nil {

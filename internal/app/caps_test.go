@@ -53,6 +53,9 @@ func TestConnectionsPerAddress(t *testing.T) {
 	for _, c := range held[1:] {
 		c.Close()
 	}
+	if !testpeer.Eventually(timeout, func() bool { return srv.App.Connections() == 0 }) {
+		t.Fatalf("%d connections held after all were closed", srv.App.Connections())
+	}
 	wantRejections(t, srv, map[string]float64{"connections_per_address": 2})
 }
 
@@ -65,12 +68,8 @@ func TestMaxConnections(t *testing.T) {
 	wantRefused(t, dialRaw(t, srv), "too many connections")
 	ws.Close()
 	held.Close()
-	if !testpeer.Eventually(timeout, func() bool {
-		_, err := srv.REST.Rooms()
-		srv.REST.CloseIdle()
-		return err == nil
-	}) {
-		t.Fatal("places freed were not given to new connections")
+	if !testpeer.Eventually(timeout, func() bool { return srv.App.Connections() == 0 }) {
+		t.Fatalf("%d connections held after all were closed", srv.App.Connections())
 	}
 	wantRejections(t, srv, map[string]float64{"max_connections": 1})
 }

@@ -52,14 +52,23 @@ type connCap struct {
 	byAddr map[string]int
 }
 
-// capConnections wraps l in the configured caps; l unchanged if none.
-func capConnections(l net.Listener, cfg config.Config, plain bool, rejected func(string), log *slog.Logger) net.Listener {
-	if cfg.MaxConnections <= 0 && cfg.MaxConnectionsPerAddress <= 0 {
-		return l
+// capConnections wraps l in the configured caps, and counts its
+// connections for Connections.
+func (a *App) capConnections(l net.Listener) net.Listener {
+	c := &connCap{Listener: l, max: a.cfg.MaxConnections, perAddr: a.cfg.MaxConnectionsPerAddress,
+		exempt: a.cfg.SessionsLimitExempt, plain: a.tls == nil, rejected: a.obs.rejected,
+		log: a.log.With("component", "http"), byAddr: map[string]int{}}
+	a.conns.Store(c)
+	return c
+}
+
+// Connections is the number of connections open to Serve's listener
+// (HTTP and WebSocket), for tests and tools.
+func (a *App) Connections() int {
+	if c := a.conns.Load(); c != nil {
+		return c.Open()
 	}
-	return &connCap{Listener: l, max: cfg.MaxConnections, perAddr: cfg.MaxConnectionsPerAddress,
-		exempt: cfg.SessionsLimitExempt, plain: plain, rejected: rejected,
-		log: log.With("component", "http"), byAddr: map[string]int{}}
+	return 0
 }
 
 func (l *connCap) Accept() (net.Conn, error) {
@@ -89,7 +98,7 @@ func (l *connCap) take(key string) string {
 	if l.max > 0 && l.open >= l.max {
 		return rejectMaxConnections
 	}
-	if key != "" && l.byAddr[key] >= l.perAddr {
+	if key != "" && l.perAddr > 0 && l.byAddr[key] >= l.perAddr {
 		return rejectConnectionsPerAddress
 	}
 	l.open++
