@@ -13,7 +13,6 @@ import (
 
 	"github.com/onair-live/onair/internal/codec"
 	"github.com/onair-live/onair/internal/media"
-	"github.com/onair-live/onair/internal/sfu/udpbatch"
 )
 
 // supportedMimes are the codecs the SFU forwards, by lower-case encoding name.
@@ -52,14 +51,18 @@ type offeredCodec struct {
 	clock    uint32
 	channels uint16
 	fmtp     string
+	rtx      uint8 // the RTX payload type negotiated with it (simulcast only), 0 for none
 }
 
 // offeredSection is one m= section of an offer.
 type offeredSection struct {
 	mid        string
 	kind       webrtc.RTPCodecType
-	codecs     []offeredCodec // supported codecs only, in the offer's order
-	extensions map[string]int // URI to id
+	codecs     []offeredCodec  // supported codecs only, in the offer's order
+	extensions map[string]int  // URI to id
+	simulcast  bool            // a=simulcast
+	rids       []string        // a=rid ... send, in the offer's order
+	rtx        map[uint8]uint8 // the RTX payload type of each media payload type (apt)
 }
 
 // parseOffer reads the media sections of an SDP offer.
@@ -79,17 +82,26 @@ func parseOffer(offer string) ([]offeredSection, error) {
 		default:
 			continue
 		}
-		sec := offeredSection{kind: kind, extensions: map[string]int{}}
+		sec := offeredSection{kind: kind, extensions: map[string]int{}, rtx: map[uint8]uint8{}}
 		rtpmap := map[uint8]offeredCodec{}
 		fmtp := map[uint8]string{}
+		var rtx []uint8
 		for _, a := range md.Attributes {
 			switch a.Key {
 			case "mid":
 				sec.mid = a.Value
+			case "simulcast":
+				sec.simulcast = true
+			case "rid":
+				if rid, ok := parseRid(a.Value); ok {
+					sec.rids = append(sec.rids, rid)
+				}
 			case "rtpmap":
 				pt, c, ok := parseRtpmap(a.Value)
 				if ok {
 					rtpmap[pt] = c
+				} else if pt, ok := parseRtxRtpmap(a.Value); ok {
+					rtx = append(rtx, pt)
 				}
 			case "fmtp":
 				ptStr, rest, ok := strings.Cut(a.Value, " ")
@@ -117,6 +129,11 @@ func parseOffer(offer string) ([]offeredSection, error) {
 			}
 			c.fmtp = fmtp[c.pt]
 			sec.codecs = append(sec.codecs, c)
+		}
+		for _, pt := range rtx {
+			if apt, err := strconv.ParseUint(fmtpParam(fmtp[pt], "apt"), 10, 8); err == nil {
+				sec.rtx[uint8(apt)] = pt
+			}
 		}
 		out = append(out, sec)
 	}
@@ -260,6 +277,11 @@ func (e *Engine) publisherAPI(chosen map[webrtc.RTPCodecType]offeredCodec) (*web
 		if err := m.RegisterCodec(codecParams(c, kind, true), kind); err != nil {
 			return nil, err
 		}
+		if c.rtx != 0 {
+			if err := m.RegisterCodec(rtxCodec(c.pt, c.rtx), kind); err != nil {
+				return nil, err
+			}
+		}
 		for _, uri := range append(append([]string{}, forwardedExtensions...), sectionExtensions...) {
 			if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: uri}, kind); err != nil {
 				return nil, err
@@ -289,8 +311,9 @@ func (e *Engine) publisherAPI(chosen map[webrtc.RTPCodecType]offeredCodec) (*web
 // track's shared history, so no per-viewer NACK responder is registered.
 // With a batching network, the viewer's sockets are opened through it, so
 // that its writer can send a frame's packets in one system call.
-func (e *Engine) subscriberAPI(tracks []*upTrack, pts map[*upTrack]uint8, batch *udpbatch.Net) (*webrtc.API, error) {
+func (e *Engine) subscriberAPI(tracks []*upTrack, pts map[*upTrack]uint8, sub *subscriber) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
+	simulcast := false
 	for _, t := range tracks {
 		pt, ok := pts[t]
 		if !ok {
@@ -301,6 +324,10 @@ func (e *Engine) subscriberAPI(tracks []*upTrack, pts map[*upTrack]uint8, batch 
 		c.RTCPFeedback = nil
 		if t.kind == webrtc.RTPCodecTypeVideo {
 			c.RTCPFeedback = videoFeedback(false)
+		}
+		if t.group != nil {
+			simulcast = true
+			c.RTCPFeedback = append(c.RTCPFeedback, webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC})
 		}
 		if err := m.RegisterCodec(c, t.kind); err != nil {
 			return nil, err
@@ -317,9 +344,14 @@ func (e *Engine) subscriberAPI(tracks []*upTrack, pts map[*upTrack]uint8, batch 
 		return nil, err
 	}
 	ir.Add(sr)
+	if simulcast {
+		if err := addEstimator(m, ir, sub); err != nil {
+			return nil, err
+		}
+	}
 	se := e.setting
-	if batch != nil {
-		se.SetNet(batch)
+	if sub.batch != nil {
+		se.SetNet(sub.batch)
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir),
 		webrtc.WithSettingEngine(se)), nil

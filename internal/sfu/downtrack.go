@@ -32,7 +32,8 @@ type subscriber struct {
 	queue chan outPacket
 	wake  chan struct{} // holds a token when the writer has a burst to send
 	downs []*downTrack
-	batch *udpbatch.Net // the viewer's sockets; nil on a shared UDP port
+	batch *udpbatch.Net             // the viewer's sockets; nil on a shared UDP port
+	bwe   atomic.Pointer[estimator] // a simulcast viewer's (bwe.go)
 	// perPacket wakes the writer for every packet (Config.SendPerPacket).
 	perPacket bool
 
@@ -105,7 +106,7 @@ func (s *subscriber) attach() {
 	}
 	s.attached = true
 	for _, d := range s.downs {
-		d.up.addDown(d)
+		d.join()
 	}
 }
 
@@ -119,7 +120,7 @@ func (s *subscriber) detach() {
 	s.detached = true
 	if s.attached {
 		for _, d := range s.downs {
-			d.up.removeDown(d)
+			d.leave()
 		}
 	}
 }
@@ -138,7 +139,8 @@ type binding struct {
 type downTrack struct {
 	up     *upTrack
 	sub    *subscriber
-	wantPT uint8 // the viewer's payload type for the published codec
+	wantPT uint8     // the viewer's payload type for the published codec
+	sel    *layerSel // a simulcast video's layer selector (layer.go), else nil
 
 	bind atomic.Pointer[binding]
 	// The writer goroutine's scratch space: reusing it keeps the per-viewer
@@ -206,7 +208,7 @@ func (d *downTrack) enqueue(p *packet) {
 			d.sub.ep.log.Warn("viewer queue full, dropping packets", "dropped", d.sub.ep.dropped.Load())
 		}
 		if d.up.isVideo {
-			d.up.requestKeyframe()
+			d.keyTrack().requestKeyframe()
 		}
 	}
 }
@@ -220,6 +222,9 @@ func (d *downTrack) write(p *packet) {
 	}
 	d.hdr = p.header
 	h := &d.hdr
+	if d.sel != nil && !d.sel.rewrite(p, h) {
+		return
+	}
 	h.SSRC = b.ssrc
 	h.PayloadType = b.pt
 	h.Extension, h.Extensions, h.ExtensionProfile = false, d.exts[:0], 0
@@ -236,6 +241,9 @@ func (d *downTrack) write(p *packet) {
 	if _, err := b.writer.WriteRTP(h, p.payload); err == nil {
 		d.sub.ep.packetsOut.Add(1)
 		d.sub.ep.bytesOut.Add(uint64(h.MarshalSize() + len(p.payload)))
+		if d.sel != nil {
+			d.sel.pad(b.writer, b, p)
+		}
 	}
 }
 
@@ -253,7 +261,7 @@ func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
 				for _, pair := range m.Nacks {
 					for _, seq := range pair.PacketList() {
 						d.sub.ep.nacks.Add(1)
-						if p := d.up.lookup(seq); p != nil {
+						if p := d.lookup(seq); p != nil {
 							d.enqueue(p)
 						}
 					}
@@ -261,7 +269,11 @@ func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
 				d.sub.wakeup() // retransmissions are late already
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				d.sub.ep.plis.Add(1)
-				d.up.requestKeyframe()
+				d.keyTrack().requestKeyframe()
+			case *rtcp.ReceiverReport:
+				if d.sel != nil {
+					d.sel.onReport(m)
+				}
 			}
 		}
 	}

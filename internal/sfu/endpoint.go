@@ -48,6 +48,8 @@ type Endpoint struct {
 	sub    *subscriber // subscriber: its queue and tracks
 	rec    *recording  // recorder (recorder.go): set at creation, never changed
 
+	pin atomic.Int32 // a viewer's pinned simulcast layer plus one, 0 for none (layer.go)
+
 	packetsIn, packetsOut, dropped, nacks, plis atomic.Uint64
 	bytesIn, bytesOut                           atomic.Uint64
 }

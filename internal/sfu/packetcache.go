@@ -13,6 +13,7 @@ type packet struct {
 	header   rtp.Header
 	payload  []byte
 	keyframe bool // starts a keyframe
+	layer    int8 // the simulcast layer it belongs to (0 without simulcast)
 	exts     []extension
 	arrival  time.Time // when it was read from the presenter (for recorders)
 	// wake: with this packet, a viewer's writer has a whole burst to send (an

@@ -21,7 +21,7 @@ func (e *Endpoint) negotiatePublisher(ctx context.Context, offer string, gathere
 	}
 	chosen := map[webrtc.RTPCodecType]offeredCodec{}
 	mids := map[string]webrtc.RTPCodecType{}
-	var tracks []*upTrack
+	var tracks, all []*upTrack // published (a simulcast video's top layer), and every layer
 	for _, sec := range sections {
 		if _, dup := chosen[sec.kind]; dup {
 			continue // one track of each kind is forwarded
@@ -29,6 +29,10 @@ func (e *Endpoint) negotiatePublisher(ctx context.Context, offer string, gathere
 		c, ok := choosePublished(sec)
 		if !ok {
 			continue
+		}
+		rids := simulcastRIDs(sec)
+		if rids != nil {
+			c.rtx = sec.rtx[c.pt]
 		}
 		chosen[sec.kind] = c
 		mids[sec.mid] = sec.kind
@@ -38,8 +42,15 @@ func (e *Endpoint) negotiatePublisher(ctx context.Context, offer string, gathere
 				exts[uri] = uint8(id)
 			}
 		}
-		tracks = append(tracks, newUpTrack(e, sec.kind, codecParams(c, sec.kind, true), exts))
+		if rids != nil {
+			g := newLayers(e, codecParams(c, sec.kind, true), exts, rids)
+			tracks, all = append(tracks, g.top()), append(all, g.layers...)
+			continue
+		}
+		t := newUpTrack(e, sec.kind, codecParams(c, sec.kind, true), exts)
+		tracks, all = append(tracks, t), append(all, t)
 	}
+	measureAudio(all)
 	if len(tracks) == 0 {
 		return "", fmt.Errorf("%w: the offer has no VP8, VP9, H.264, AV1 or Opus", media.ErrIncompatible)
 	}
@@ -47,7 +58,7 @@ func (e *Endpoint) negotiatePublisher(ctx context.Context, offer string, gathere
 	if err != nil {
 		return "", fmt.Errorf("sfu: media engine: %w", err)
 	}
-	if err := e.setRole(tracks, nil); err != nil {
+	if err := e.setRole(all, nil); err != nil {
 		return "", err
 	}
 	pc, err := e.newPC(api)
@@ -55,15 +66,14 @@ func (e *Endpoint) negotiatePublisher(ctx context.Context, offer string, gathere
 		return "", err
 	}
 	pc.OnTrack(func(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
-		for _, t := range tracks {
-			if t.kind == remote.Kind() && t.ssrc.Load() == 0 {
-				e.log.Info("presenter track arrived", "kind", t.kind.String(),
-					"codec", remote.Codec().MimeType, "ssrc", uint32(remote.SSRC()))
-				t.start(remote, receiver)
-				return
-			}
+		if t := trackFor(all, remote); t != nil {
+			e.log.Info("presenter track arrived", "kind", t.kind.String(),
+				"codec", remote.Codec().MimeType, "ssrc", uint32(remote.SSRC()), "rid", t.rid)
+			t.start(remote, receiver)
+			return
 		}
-		// Not forwarded (a second track of a kind): read it so pion does not stall.
+		// Not forwarded (a second track of a kind, a fourth layer): read it
+		// so pion does not stall.
 		e.goroutine(func() { drainRTCP(remote.Read) })
 	})
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
@@ -75,7 +85,11 @@ func (e *Endpoint) negotiatePublisher(ctx context.Context, offer string, gathere
 			continue
 		}
 		c := chosen[kind]
-		if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{codecParams(c, kind, true)}); err != nil {
+		prefs := []webrtc.RTPCodecParameters{codecParams(c, kind, true)}
+		if c.rtx != 0 {
+			prefs = append(prefs, rtxCodec(c.pt, c.rtx))
+		}
+		if err := tr.SetCodecPreferences(prefs); err != nil {
 			return "", fmt.Errorf("sfu: codec %s: %w", c.mime, err)
 		}
 	}
@@ -85,10 +99,15 @@ func (e *Endpoint) negotiatePublisher(ctx context.Context, offer string, gathere
 	}
 	e.p.publish(tracks)
 	if rate := e.p.engine.cfg.MaxVideoBitrate; rate > 0 {
-		e.goroutine(func() { e.sendREMB(tracks, rate) })
+		e.goroutine(func() { e.sendREMB(all, rate) })
 	}
 	for _, t := range tracks {
-		e.log.Info("publishing", "kind", t.kind.String(), "codec", t.codec.MimeType, "fmtp", t.codec.SDPFmtpLine)
+		layers := 1
+		if t.group != nil {
+			layers = len(t.group.layers)
+		}
+		e.log.Info("publishing", "kind", t.kind.String(), "codec", t.codec.MimeType, "fmtp", t.codec.SDPFmtpLine,
+			"layers", layers)
 	}
 	return capBandwidth(answer, e.p.engine.cfg.MaxVideoBitrate), nil
 }

@@ -61,13 +61,17 @@ func (e *Endpoint) negotiateSubscriber(ctx context.Context, offer string, gather
 			return "", fmt.Errorf("sfu: network: %w", err)
 		}
 	}
-	api, err := e.p.engine.subscriberAPI(tracks, pts, sub.batch)
+	api, err := e.p.engine.subscriberAPI(tracks, pts, sub)
 	if err != nil {
 		return "", fmt.Errorf("sfu: media engine: %w", err)
 	}
 	for _, t := range tracks {
 		if pt, ok := pts[t]; ok {
-			sub.downs = append(sub.downs, newDownTrack(t, sub, pt))
+			d := newDownTrack(t, sub, pt)
+			if t.group != nil {
+				d.sel = newLayerSel(d, t.group, int8(e.pin.Load())-1)
+			}
+			sub.downs = append(sub.downs, d)
 		}
 	}
 	if err := e.setRole(nil, sub); err != nil {
@@ -93,6 +97,7 @@ func (e *Endpoint) negotiateSubscriber(ctx context.Context, offer string, gather
 		return "", err
 	}
 	e.goroutine(sub.run)
+	e.startSelectors(sub, tracks)
 	return answer, nil
 }
 

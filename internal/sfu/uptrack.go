@@ -33,6 +33,12 @@ type upTrack struct {
 	codec      webrtc.RTPCodecParameters
 	extensions map[string]uint8 // forwarded extension URI to the presenter's id
 	isVideo    bool
+	// Simulcast (simulcast.go): the layer's RID and rank (0 is the lowest),
+	// its group, and its bitrate; rid is empty and group nil without it.
+	rid   string
+	layer int8
+	group *layerGroup
+	rate  *rateMeter
 
 	mu         sync.Mutex // guards cache, GOP state and membership changes
 	cache      *packetCache
@@ -76,7 +82,11 @@ type consumer interface {
 func (t *upTrack) start(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
 	t.ssrc.Store(uint32(remote.SSRC()))
 	t.ep.goroutine(func() { t.readLoop(remote) })
-	t.ep.goroutine(func() { drainRTCP(receiver.Read) })
+	read := receiver.Read
+	if rid := t.rid; rid != "" {
+		read = func(b []byte) (int, interceptor.Attributes, error) { return receiver.ReadSimulcast(b, rid) }
+	}
+	t.ep.goroutine(func() { drainRTCP(read) })
 	t.kfMu.Lock()
 	wanted := t.kfWanted
 	t.kfWanted = false
@@ -101,6 +111,7 @@ func (t *upTrack) readLoop(remote *webrtc.TrackRemote) {
 			continue
 		}
 		p.arrival = time.Now()
+		p.layer = t.layer
 		t.ep.packetsIn.Add(1)
 		t.ep.bytesIn.Add(uint64(n))
 		t.dispatch(p)
@@ -117,6 +128,9 @@ func (t *upTrack) dispatch(p *packet) {
 		p.wake = true
 	}
 	t.cache.put(p)
+	if t.rate != nil {
+		t.rate.add(p.header.MarshalSize()+len(p.payload), p.arrival)
+	}
 	downs := *t.downs.Load()
 	t.mu.Unlock()
 	for _, d := range downs {
@@ -213,6 +227,19 @@ func (t *upTrack) addDown(d consumer) {
 	if t.isVideo && len(replay) == 0 {
 		t.requestKeyframe()
 	}
+}
+
+// addDownLive attaches a viewer's track from the next packet on, without a
+// replay or a keyframe request: a simulcast viewer joining the layer it is
+// to switch to (layer.go), which asks for the keyframe itself.
+func (t *upTrack) addDownLive(d consumer) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.downs.Load()
+	next := make([]consumer, len(old), len(old)+1)
+	copy(next, old)
+	next = append(next, d)
+	t.downs.Store(&next)
 }
 
 func (t *upTrack) removeDown(d consumer) {

@@ -1,0 +1,15 @@
+package media
+
+import "errors"
+
+// LayerPinner is implemented by subscriber endpoints whose viewer may pin
+// a simulcast layer: "h" (the top), "m", "l" (the lowest), or "auto" (or
+// "") for the layer its estimated bandwidth carries. Pinning before the
+// offer takes effect when the viewer starts; a broadcast without simulcast
+// ignores it.
+type LayerPinner interface {
+	SetLayer(layer string) error
+}
+
+// ErrBadLayer: a layer name other than h, m, l or auto.
+var ErrBadLayer = errors.New("unknown simulcast layer")

@@ -1,0 +1,346 @@
+package sfu
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/interceptor/pkg/gcc"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// Each simulcast viewer's downlink is estimated from transport-wide
+// congestion control feedback (TWCC): pion/interceptor's gcc send-side
+// estimator reads it and reports the loss and whether delay is building
+// (overuse); the viewer's receiver reports are a backstop for the loss.
+// From those and the rate the viewer is actually sent, the estimate is:
+//   - unknown (no limit seen) until loss or delay first shows one;
+//   - on loss over lossDown, or delay building for overuseFor: what got
+//     through, less a margin, at once (down fast);
+//   - otherwise at least what is being sent without loss.
+//
+// A viewer goes down as soon as the estimate is below its layer's bitrate
+// (and the audio's), to the best layer the estimate carries. It goes up
+// only when the estimate has held above the next layer's bitrate for
+// upHold. As the estimate cannot rise above what is sent, the viewer is
+// probed first: duplicates of its own packets (which its jitter buffer
+// drops) raise what it is sent, by steps, to a little over the next
+// layer's bitrate. A probe that meets loss or delay stops, and the next
+// waits a backoff that doubles up to probeBackoffMax.
+const (
+	bweTick         = 200 * time.Millisecond
+	lossDown        = 0.08
+	lossUp          = 0.02
+	overuseFor      = 2 * time.Second
+	overuseAfter    = 3 * time.Second // delay is not trusted while a viewer starts
+	upHold          = 2 * time.Second
+	downSettle      = 1500 * time.Millisecond // after a decrease, its effect is awaited
+	probeStep       = 1.5
+	probeStepEvery  = 500 * time.Millisecond
+	probeFirst      = 3 * time.Second
+	probeBackoffMax = 6 * time.Second
+	probeAgain      = time.Second // after a switch up, the next probe
+	keyframeRetry   = time.Second // re-ask a keyframe a switch still waits for
+	reportMaxAge    = 1500 * time.Millisecond
+)
+
+// estimator is the gcc estimator of a viewer's connection.
+type estimator struct{ cc.BandwidthEstimator }
+
+// addEstimator has a viewer's connection send transport-wide sequence
+// numbers and feed TWCC feedback to a gcc estimator, which it hands to sub.
+// No pacer: packets leave as the writer sends them.
+func addEstimator(m *webrtc.MediaEngine, ir *interceptor.Registry, sub *subscriber) error {
+	f, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
+		return gcc.NewSendSideBWE(gcc.SendSideBWEPacer(gcc.NewNoOpPacer()))
+	})
+	if err != nil {
+		return err
+	}
+	f.OnNewPeerConnection(func(_ string, est cc.BandwidthEstimator) {
+		sub.bwe.Store(&estimator{est})
+	})
+	ir.Add(f)
+	// Video only: a receiver that records arrivals as each stream is read
+	// (pion does) would otherwise report video packets read after later
+	// audio ones as lost.
+	if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI},
+		webrtc.RTPCodecTypeVideo); err != nil {
+		return err
+	}
+	hx, err := twcc.NewHeaderExtensionInterceptor()
+	if err != nil {
+		return err
+	}
+	ir.Add(hx)
+	return nil
+}
+
+// bweState is the estimator's state, its goroutine's only.
+type bweState struct {
+	startedAt    time.Time
+	decreasedAt  time.Time
+	est          float64 // bit/s; 0: no limit seen
+	sendRate     float64 // bit/s, smoothed
+	lastBytes    uint64
+	lastAt       time.Time
+	overuseSince time.Time
+	aboveSince   time.Time // the estimate carries the next layer since
+	probing      bool
+	probeRate    float64
+	probeStepAt  time.Time
+	probeNext    time.Time
+	backoff      time.Duration
+
+	rrLoss atomic.Uint32 // the newest receiver report's fraction lost (of 256)
+	rrAt   atomic.Int64  // when it came, in Unix nanoseconds
+}
+
+// onReport notes the loss a viewer's receiver report gives (its video).
+func (s *layerSel) onReport(rr *rtcp.ReceiverReport) {
+	for _, r := range rr.Reports {
+		if b := s.d.bind.Load(); b != nil && r.SSRC == b.ssrc {
+			s.bwe.rrLoss.Store(uint32(r.FractionLost))
+			s.bwe.rrAt.Store(time.Now().UnixNano())
+		}
+	}
+}
+
+// run chooses the viewer's layer every bweTick until the endpoint ends.
+func (s *layerSel) run(ep *Endpoint, sub *subscriber, audio *upTrack) {
+	tick := time.NewTicker(bweTick)
+	defer tick.Stop()
+	s.bwe.probeNext = time.Now().Add(probeFirst)
+	s.bwe.backoff = probeFirst
+	for {
+		select {
+		case <-ep.done:
+			return
+		case now := <-tick.C:
+			s.step(now, ep, sub, audio)
+		}
+	}
+}
+
+// step updates the estimate and acts on it.
+func (s *layerSel) step(now time.Time, ep *Endpoint, sub *subscriber, audio *upTrack) {
+	b := &s.bwe
+	if b.startedAt.IsZero() {
+		b.startedAt = now
+	}
+	bytes := ep.bytesOut.Load()
+	if !b.lastAt.IsZero() {
+		rate := float64(bytes-b.lastBytes) * 8 / now.Sub(b.lastAt).Seconds()
+		b.sendRate = (b.sendRate + rate) / 2
+	}
+	b.lastBytes, b.lastAt = bytes, now
+
+	loss, overuse := s.signals(sub, b.decreasedAt)
+	if overuse && now.Sub(b.startedAt) >= overuseAfter {
+		if b.overuseSince.IsZero() {
+			b.overuseSince = now
+		}
+	} else {
+		b.overuseSince = time.Time{}
+	}
+	congested := loss > lossDown || (!b.overuseSince.IsZero() && now.Sub(b.overuseSince) >= overuseFor)
+	switch {
+	case congested && now.Sub(b.decreasedAt) < downSettle:
+		// the last decrease has not shown its effect yet
+	case congested:
+		through := b.sendRate * (1 - loss) * 0.9
+		if b.est == 0 || through < b.est {
+			b.est, b.decreasedAt = through, now
+		}
+		b.overuseSince = time.Time{}
+		if b.probing {
+			s.stopProbe(now, false)
+		}
+	case loss < lossUp && b.est > 0:
+		b.est = max(b.est, b.sendRate)
+	}
+	s.estimate.Store(int64(b.est))
+	s.choose(now, audio)
+}
+
+// signals reads the estimator's loss and delay, and the loss of a receiver
+// report that came after the estimate last went down.
+func (s *layerSel) signals(sub *subscriber, since time.Time) (loss float64, overuse bool) {
+	if e := sub.bwe.Load(); e != nil {
+		st := e.GetStats()
+		loss, _ = st["averageLoss"].(float64)
+		u, _ := st["usage"].(string)
+		overuse = u == "overuse"
+	}
+	if at := time.Unix(0, s.bwe.rrAt.Load()); at.After(since) && time.Since(at) < reportMaxAge {
+		loss = max(loss, float64(s.bwe.rrLoss.Load())/256)
+	}
+	return loss, overuse
+}
+
+// choose switches down when the estimate is below the current layer, up
+// when it has carried the next for upHold, and probes in between.
+func (s *layerSel) choose(now time.Time, audio *upTrack) {
+	b := &s.bwe
+	_, want, pin := s.state()
+	if pin >= 0 {
+		s.setTarget(pin)
+		s.stopProbe(now, true)
+		return
+	}
+	if d := s.pendingFor(); d > keyframeRetry {
+		s.g.layers[want].requestKeyframe() // throttled per layer
+	}
+	var audioRate float64
+	if audio != nil {
+		audioRate = float64(audio.bitrate())
+	}
+	need := func(l int8) float64 { return float64(s.g.layers[l].bitrate()) + audioRate }
+	top := int8(len(s.g.layers) - 1)
+	if b.est > 0 && b.est < need(want)*0.95 && want > 0 {
+		l := want - 1
+		for l > 0 && need(l) > b.est {
+			l--
+		}
+		s.d.sub.ep.log.Debug("simulcast layer down", "from", want, "to", l, "estimate", int(b.est))
+		s.setTarget(l)
+		s.stopProbe(now, false)
+		b.aboveSince = time.Time{}
+		return
+	}
+	if want == top {
+		s.stopProbe(now, true)
+		return
+	}
+	next := want + 1
+	if s.g.layers[next].bitrate() == 0 {
+		return // paused by the presenter
+	}
+	if b.est == 0 || b.est >= need(next) {
+		if b.aboveSince.IsZero() {
+			b.aboveSince = now
+		}
+		if now.Sub(b.aboveSince) >= upHold {
+			s.d.sub.ep.log.Debug("simulcast layer up", "from", want, "to", next, "estimate", int(b.est))
+			s.setTarget(next)
+			s.stopProbe(now, true)
+			b.aboveSince = time.Time{}
+			return
+		}
+	} else {
+		b.aboveSince = time.Time{}
+	}
+	s.stepProbe(now, need(want), need(next)*1.1)
+}
+
+// stepProbe starts a probe when its time has come, and raises it by steps.
+func (s *layerSel) stepProbe(now time.Time, sending, goal float64) {
+	b := &s.bwe
+	switch {
+	case !b.probing && now.After(b.probeNext):
+		b.probing, b.probeStepAt = true, now
+		b.probeRate = max(b.sendRate, b.est) * probeStep
+	case b.probing && now.Sub(b.probeStepAt) >= probeStepEvery:
+		b.probeStepAt = now
+		b.probeRate *= probeStep
+	}
+	if !b.probing {
+		return
+	}
+	b.probeRate = min(b.probeRate, goal)
+	s.probeBPS.Store(int64(max(0, b.probeRate-sending)))
+}
+
+// stopProbe ends a probe; unless it succeeded, the next waits longer.
+func (s *layerSel) stopProbe(now time.Time, ok bool) {
+	b := &s.bwe
+	s.probeBPS.Store(0)
+	if ok {
+		b.backoff = probeAgain
+	} else if b.probing {
+		b.backoff = min(2*b.backoff, probeBackoffMax)
+	}
+	if b.probing || !ok {
+		b.probeNext = now.Add(b.backoff)
+	}
+	b.probing = false
+}
+
+// probeBudget is the writer's account of the probe's bytes, and its
+// padding packet.
+type probeBudget struct {
+	bytes float64
+	last  time.Time
+	hdr   rtp.Header
+	pad   [maxPadding]byte
+}
+
+const (
+	// maxPadding is the largest RTP padding (its length is one byte).
+	maxPadding = 255
+	// maxPaddingPackets bounds the padding sent after one frame.
+	maxPaddingPackets = 40
+)
+
+// pad sends padding-only packets after a frame of the current layer while
+// a probe asks for more than the media: they load the viewer's path as more
+// media would, and its decoder skips them. They take sequence numbers of
+// their own, so they count in the transport-wide feedback (a copy of a
+// media packet would not: SRTP's replay check drops it). It runs on the
+// writer goroutine, after p was written.
+func (s *layerSel) pad(w webrtc.TrackLocalWriter, b *binding, p *packet) {
+	bps := s.probeBPS.Load()
+	now := p.arrival
+	if bps == 0 {
+		s.probe.bytes, s.probe.last = 0, time.Time{}
+		return
+	}
+	if !s.probe.last.IsZero() && now.After(s.probe.last) {
+		s.probe.bytes = min(s.probe.bytes+float64(bps)/8*now.Sub(s.probe.last).Seconds(), 64*1024)
+	}
+	if now.After(s.probe.last) {
+		s.probe.last = now
+	}
+	const size = maxPadding + 12
+	n := min(maxPaddingPackets, int(s.probe.bytes/size))
+	if !p.header.Marker || n == 0 {
+		return
+	}
+	first, ts, ok := s.reserve(p, uint16(n))
+	if !ok {
+		return
+	}
+	h := &s.probe.hdr
+	s.probe.pad[maxPadding-1] = maxPadding
+	for i := 0; i < n; i++ {
+		*h = rtp.Header{Version: 2, Padding: true, PayloadType: b.pt, SequenceNumber: first + uint16(i),
+			Timestamp: ts, SSRC: b.ssrc, Extensions: h.Extensions[:0]}
+		if _, err := w.WriteRTP(h, s.probe.pad[:]); err != nil {
+			return
+		}
+		s.probe.bytes -= size
+		s.d.sub.ep.bytesOut.Add(size)
+	}
+}
+
+// layerEstimate is the viewer's estimated downlink in bit/s (0: no limit
+// seen, or no simulcast).
+func (e *Endpoint) layerEstimate() int64 {
+	e.mu.Lock()
+	sub := e.sub
+	e.mu.Unlock()
+	if sub == nil {
+		return 0
+	}
+	for _, d := range sub.downs {
+		if d.sel != nil {
+			return d.sel.estimate.Load()
+		}
+	}
+	return 0
+}
