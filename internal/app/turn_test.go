@@ -1,12 +1,15 @@
 package app_test
 
 import (
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pion/logging"
+	pionturn "github.com/pion/turn/v5"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/onair-live/onair/internal/config"
@@ -131,5 +134,61 @@ func wantCredential(t testing.TB, s webrtc.ICEServer) {
 	}
 	if _, pass := turn.Credential(turnSecret, user, time.Unix(sec, 0)); s.Credential != pass {
 		t.Errorf("TURN password %v is not the HMAC of its username", s.Credential)
+	}
+}
+
+// The running server's relay, with a credential it handed out, reaches
+// nothing but this node's media port: a permission to another address is
+// refused, a packet to another port of this node is dropped, and both show
+// in /metrics.
+func TestTURNRelaysOnlyToThisNode(t *testing.T) {
+	srv := startTURNServer(t, nil)
+	servers := onlyURLs(clientICEServers(t, srv), "turn:127.0.0.1:", "?transport=udp")
+	if len(servers) != 1 {
+		t.Fatalf("no TURN server over UDP handed out: %+v", clientICEServers(t, srv))
+	}
+	addr := strings.TrimSuffix(strings.TrimPrefix(servers[0].URLs[0], "turn:"), "?transport=udp")
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	quiet := logging.NewDefaultLoggerFactory()
+	quiet.DefaultLogLevel = logging.LogLevelDisabled
+	c, err := pionturn.NewClient(&pionturn.ClientConfig{STUNServerAddr: addr, TURNServerAddr: addr, Conn: conn,
+		Username: servers[0].Username, Password: servers[0].Credential.(string), LoggerFactory: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	relay, err := c.Allocate()
+	if err != nil {
+		t.Fatalf("allocate with a handed-out credential: %v", err)
+	}
+	defer relay.Close()
+
+	if err := c.CreatePermission(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 2), Port: srv.Config.UDPMuxPort}); err == nil {
+		t.Error("a permission to 127.0.0.2, not this node's, was granted")
+	}
+	other, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := relay.WriteTo([]byte("to another port"), other.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	_ = other.SetReadDeadline(time.Now().Add(time.Second))
+	if n, _, err := other.ReadFrom(make([]byte, 1500)); err == nil {
+		t.Errorf("another port of this node received %d bytes through the relay", n)
+	}
+	fams := scrapeMetrics(t, srv)
+	for _, reason := range []string{turn.RefusedPeer, turn.RefusedPort} {
+		if n, _ := metricValue(fams, "onair_turn_refusals_total", "reason", reason); n < 1 {
+			t.Errorf("onair_turn_refusals_total{reason=%q} is %v, want at least 1", reason, n)
+		}
 	}
 }
