@@ -79,6 +79,8 @@ func (c Config) checkNetwork() error {
 		return errors.New("-turn-port and -turn-tls-port must differ")
 	case n.ICETCPPort > 0 && (n.ICETCPPort == n.TURNPort || n.ICETCPPort == n.TURNTLSPort):
 		return errors.New("-ice-tcp-port must differ from -turn-port and -turn-tls-port")
+	case n.TURNPort > 0 && (n.TURNPort == c.UDPMuxPort || (c.UDPPortMin > 0 && n.TURNPort >= int(c.UDPPortMin) && n.TURNPort <= int(c.UDPPortMax))):
+		return errors.New("-turn-port must not be a media port (-ice-udp-mux-port, -ice-udp-ports)")
 	case len(n.TURNSecret) < minTURNSecret:
 		return fmt.Errorf("the TURN server needs -turn-secret (ONAIR_TURN_SECRET) of at least %d characters: it signs the credentials handed to clients", minTURNSecret)
 	case n.TURNCredentialTTL < time.Minute:

@@ -45,6 +45,7 @@ func TestNetworkErrorsSayWhatToFix(t *testing.T) {
 		{[]string{"-turn-port", "3478", "-turn-tls-port", "3478", "-ice-udp-mux-port", "50000", "-tls-self-signed"}, secret, "must differ"},
 		{[]string{"-turn-port", "3478", "-ice-udp-mux-port", "50000", "-turn-max-allocations-per-user", "0"}, secret, "at least 1"},
 		{[]string{"-turn-relay-ip", "nope"}, nil, "-turn-relay-ip"},
+		{[]string{"-turn-port", "50000", "-ice-udp-mux-port", "50000"}, secret, "not be a media port"},
 	} {
 		_, err := loadTLS(t, tc.args, tc.env)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

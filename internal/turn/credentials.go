@@ -56,12 +56,12 @@ func (s *Server) authenticate(ra *turn.RequestAttributes) (string, []byte, bool)
 	exp, user, ok := strings.Cut(ra.Username, ":")
 	t, err := strconv.ParseInt(exp, 10, 64)
 	if !ok || err != nil || user == "" {
-		s.log.Info("TURN request refused: username is not <expiry>:<user>", "remote", addrString(ra.SrcAddr))
+		s.log.Debug("TURN request refused: username is not <expiry>:<user>", "remote", addrString(ra.SrcAddr))
 		s.refused(RefusedAuth)
 		return "", nil, false
 	}
 	if time.Now().Unix() > t {
-		s.log.Info("TURN request refused: credential expired", "remote", addrString(ra.SrcAddr),
+		s.log.Debug("TURN request refused: credential expired", "remote", addrString(ra.SrcAddr),
 			"expired", time.Unix(t, 0).UTC())
 		s.refused(RefusedExpired)
 		return "", nil, false

@@ -221,7 +221,7 @@ func (s *Server) events() turn.EventHandler {
 		},
 		OnAuth: func(src, _ net.Addr, _, _, _ string, method string, ok bool) {
 			if !ok {
-				s.log.Info("TURN request refused: wrong credential", "remote", src.String(), "method", method)
+				s.log.Debug("TURN request refused: wrong credential", "remote", src.String(), "method", method)
 				s.refused(RefusedAuth)
 			}
 		},

@@ -315,3 +315,35 @@ func TestCloseEndsTCPConnections(t *testing.T) {
 		t.Errorf("the TCP connection is still open after Close: %v", err)
 	}
 }
+
+// Behind NAT 1:1 (-public-ip) clients know the node by its public address
+// only: a relay to it reaches the media port on the node's own address,
+// and the media's answers come back from the public address, as the
+// client's permission expects.
+func TestRelayMapsPublicAddress(t *testing.T) {
+	public := netip.MustParseAddr("203.0.113.7") // TEST-NET-3: never routed
+	n := startNode(t, func(c *turn.Config) {
+		c.PublicIPs = []netip.Addr{public}
+		c.AllowPrivate = false // the public address needs no exception
+	})
+	_, relay := allocate(t, n, "ann")
+	port := n.media.LocalAddr().(*net.UDPAddr).Port
+	to := net.UDPAddrFromAddrPort(netip.AddrPortFrom(public, uint16(port)))
+	if _, err := relay.WriteTo([]byte("to media"), to); err != nil {
+		t.Fatal(err)
+	}
+	got, from, err := readWithin(n.media, wait)
+	if err != nil || got != "to media" {
+		t.Fatalf("the media port received %q, %v; want the client's packet", got, err)
+	}
+	if _, err := n.media.WriteTo([]byte("to client"), from); err != nil {
+		t.Fatal(err)
+	}
+	got, src, err := readWithin(relay, wait)
+	if err != nil || got != "to client" {
+		t.Fatalf("the client received %q, %v; want the media's packet", got, err)
+	}
+	if src.String() != to.String() {
+		t.Errorf("the media's packet came from %s, want the public %s", src, to)
+	}
+}
