@@ -151,14 +151,12 @@ func readWithin(c net.PacketConn, d time.Duration) (string, net.Addr, error) {
 	return string(buf[:k]), from, err
 }
 
-// A relay carries media both ways between a client and this node's media
-// port, and drops what a client sends to any other port of this node (a
-// service of the host): the relay is never a way in.
-func TestRelayReachesOnlyMediaPorts(t *testing.T) {
-	n := startNode(t, nil)
-	_, relay := allocate(t, n, "ann")
-
-	if _, err := relay.WriteTo([]byte("to media"), n.media.LocalAddr()); err != nil {
+// roundTrip sends a packet from the client through relay to to, which
+// must reach the node's media port, and one back from there, which must
+// reach the client; it returns where the client saw it come from.
+func roundTrip(t *testing.T, n *node, relay net.PacketConn, to net.Addr) net.Addr {
+	t.Helper()
+	if _, err := relay.WriteTo([]byte("to media"), to); err != nil {
 		t.Fatal(err)
 	}
 	got, from, err := readWithin(n.media, wait)
@@ -168,9 +166,21 @@ func TestRelayReachesOnlyMediaPorts(t *testing.T) {
 	if _, err := n.media.WriteTo([]byte("to client"), from); err != nil {
 		t.Fatal(err)
 	}
-	if got, _, err := readWithin(relay, wait); err != nil || got != "to client" {
+	got, src, err := readWithin(relay, wait)
+	if err != nil || got != "to client" {
 		t.Fatalf("the client received %q, %v; want the media's packet", got, err)
 	}
+	return src
+}
+
+// A relay carries media both ways between a client and this node's media
+// port, and drops what a client sends to any other port of this node (a
+// service of the host): the relay is never a way in.
+func TestRelayReachesOnlyMediaPorts(t *testing.T) {
+	n := startNode(t, nil)
+	_, relay := allocate(t, n, "ann")
+
+	roundTrip(t, n, relay, n.media.LocalAddr())
 
 	other, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -329,21 +339,7 @@ func TestRelayMapsPublicAddress(t *testing.T) {
 	_, relay := allocate(t, n, "ann")
 	port := n.media.LocalAddr().(*net.UDPAddr).Port
 	to := net.UDPAddrFromAddrPort(netip.AddrPortFrom(public, uint16(port)))
-	if _, err := relay.WriteTo([]byte("to media"), to); err != nil {
-		t.Fatal(err)
-	}
-	got, from, err := readWithin(n.media, wait)
-	if err != nil || got != "to media" {
-		t.Fatalf("the media port received %q, %v; want the client's packet", got, err)
-	}
-	if _, err := n.media.WriteTo([]byte("to client"), from); err != nil {
-		t.Fatal(err)
-	}
-	got, src, err := readWithin(relay, wait)
-	if err != nil || got != "to client" {
-		t.Fatalf("the client received %q, %v; want the media's packet", got, err)
-	}
-	if src.String() != to.String() {
+	if src := roundTrip(t, n, relay, to); src.String() != to.String() {
 		t.Errorf("the media's packet came from %s, want the public %s", src, to)
 	}
 }
