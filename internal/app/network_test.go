@@ -2,7 +2,9 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,5 +95,44 @@ func wantPair(t testing.TB, p interface {
 	}
 	if pair.Remote.Protocol != proto || (port != 0 && int(pair.Remote.Port) != port) {
 		t.Errorf("selected pair %s, want %s to port %d", pair, proto, port)
+	}
+}
+
+// Behind NAT 1:1 (-public-ip) the TCP candidate carries the public
+// address, as the UDP ones do, on -ice-tcp-port: what a viewer outside
+// must connect to.
+func TestICETCPCandidateAdvertisesPublicIP(t *testing.T) {
+	port := freePort(t, "tcp")
+	const public = "203.0.113.7" // TEST-NET-3: never routed
+	srv := testpeer.StartServer(t, func(c *config.Config) {
+		c.ICETCPPort = port
+		c.PublicIPs = []string{public}
+	})
+	const room = "ann@example.com"
+	testpeer.MustPresenter(t, srv, "ann@example.com", room, testpeer.PresenterOptions{})
+	vp, err := testpeer.NewViewerPeer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(vp.Close)
+	sess, err := vp.WatchWHEP(within(t), srv.WHIP(), room, testpeer.WHIPOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sess.Delete() })
+	var tcp []string
+	for _, l := range strings.Split(sess.Answer(), "\r\n") {
+		if strings.HasPrefix(l, "a=candidate:") && strings.Contains(l, " tcp ") {
+			tcp = append(tcp, l)
+		}
+	}
+	want := fmt.Sprintf(" %s %d typ host tcptype passive", public, port)
+	if len(tcp) == 0 {
+		t.Fatalf("the answer has no TCP candidate:\n%s", sess.Answer())
+	}
+	for _, l := range tcp {
+		if !strings.Contains(l, want) {
+			t.Errorf("TCP candidate %q, want one on%s", l, want)
+		}
 	}
 }
