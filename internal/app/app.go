@@ -87,7 +87,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	svc := live.New(st, engine, obs.watch(cfg, log, engine, live.Options{Logger: log, ReapInterval: cfg.ReapInterval, OwnerTTL: cfg.RedisOwnerTTL,
-		Recorder: rec.factory(), OnRejected: obs.rejected,
+		Recorder: rec.factory(), OnRejected: obs.rejected, OfferWait: cfg.ConnectTimeout,
 		Limits: live.Limits{MaxRooms: cfg.MaxRooms, MaxViewersPerRoom: cfg.MaxViewersPerRoom, MaxCandidates: cfg.MaxCandidates}}))
 	ws := signal.NewServer(svc, signal.Config{MaxMessageBytes: cfg.MaxMessageBytes, Logger: log,
 		Auth: acc.authn, MessagesPerSecond: cfg.MaxMessagesPerSecond, OriginPatterns: acc.origins, OnRejected: obs.rejected})

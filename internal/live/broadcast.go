@@ -99,6 +99,7 @@ func (s *Service) StartBroadcast(ctx context.Context, who auth.Principal, req St
 	}
 	r.pipeline, r.presenter = pl, m
 	r.title, r.profile = req.Title, req.ProfileURL
+	s.awaitOffer(r, m)
 	s.emit(Event{Type: EventRoomStarted, RoomID: r.id, Title: req.Title, ProfileURL: req.ProfileURL, Presenter: email})
 	s.log.Info("broadcast created", "room", r.id, "presenter", email, "pipeline", pl.ID(), "title", req.Title)
 	return infoOf(rec), nil
@@ -171,7 +172,11 @@ func (s *Service) teardown(ctx context.Context, r *room, reason, why string, vie
 		members = append(members, v)
 	}
 	presenter := r.presenter
+	if presenter != nil {
+		presenter.stopOfferWait()
+	}
 	for i, v := range members {
+		v.stopOfferWait()
 		s.emit(Event{Type: EventViewerLeft, RoomID: r.id, User: v.email, Reason: ReasonEnded,
 			Viewers: len(members) - i - 1})
 	}
@@ -278,6 +283,7 @@ func (s *Service) Join(ctx context.Context, who auth.Principal, roomID string) (
 		return RoomInfo{}, s.storeErr(err)
 	}
 	r.viewers[email] = m
+	s.awaitOffer(r, m)
 	s.emit(Event{Type: EventViewerJoined, RoomID: roomID, User: email, Viewers: rec.Viewers})
 	s.log.Info("viewer joined", "room", roomID, "viewer", email, "endpoint", ep.ID(), "count", rec.Viewers)
 	return infoOf(rec), nil
@@ -319,6 +325,7 @@ func (s *Service) removeViewer(ctx context.Context, r *room, email string, ep me
 		return false
 	}
 	delete(r.viewers, email)
+	m.stopOfferWait()
 	if err := s.store.RemoveViewer(context.WithoutCancel(ctx), r.id, email); err != nil && !isNotFound(err) {
 		s.log.Error("cannot remove viewer record", "room", r.id, "viewer", email, "err", err)
 	}

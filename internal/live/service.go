@@ -70,6 +70,10 @@ type Options struct {
 	Recorder func(RecordingStart) (RecordingSink, error)
 	// Limits bound rooms, viewers and candidates (access.go).
 	Limits Limits
+	// OfferWait is how long a broadcast or seat made without its offer
+	// (over REST) waits for it before it is reclaimed (0: for ever);
+	// offerwait.go.
+	OfferWait time.Duration
 	// OnRejected observes each request the domain refuses by a grant or a
 	// limit, by reason (the Reject* constants), for metrics; it must not
 	// block.
@@ -119,6 +123,9 @@ type member struct {
 	role     store.Role
 	endpoint media.Endpoint
 	offered  bool // an offer was accepted (guarded by room.mu)
+	// offerWait ends the member if no offer comes (offerwait.go; guarded
+	// by room.mu).
+	offerWait *time.Timer
 	// candidates counts the client's ICE candidates given to the endpoint
 	// (access.go: Limits.MaxCandidates).
 	candidates atomic.Int64

@@ -76,6 +76,7 @@ func (s *Service) offer(ctx context.Context, sess Session, who auth.Principal, o
 		return "", err
 	}
 	m.offered = true
+	m.stopOfferWait()
 	r.mu.Unlock()
 
 	process := m.endpoint.ProcessOffer
@@ -86,6 +87,9 @@ func (s *Service) offer(ctx context.Context, sess Session, who auth.Principal, o
 	if err != nil {
 		r.mu.Lock()
 		m.offered = false
+		if !r.ended {
+			s.awaitOffer(r, m) // the client may offer again
+		}
 		r.mu.Unlock()
 		s.log.Warn("offer rejected", "room", o.RoomID, "user", o.Email, "role", string(role),
 			"session", Tag(sess.ID()), "err", err)
