@@ -90,7 +90,8 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		Recorder: rec.factory(), OnRejected: obs.rejected, OfferWait: cfg.ConnectTimeout,
 		Limits: live.Limits{MaxRooms: cfg.MaxRooms, MaxViewersPerRoom: cfg.MaxViewersPerRoom, MaxCandidates: cfg.MaxCandidates}}))
 	ws := signal.NewServer(svc, signal.Config{MaxMessageBytes: cfg.MaxMessageBytes, Logger: log,
-		Auth: acc.authn, MessagesPerSecond: cfg.MaxMessagesPerSecond, OriginPatterns: acc.origins, OnRejected: obs.rejected})
+		Auth: acc.authn, MessagesPerSecond: cfg.MaxMessagesPerSecond, OriginPatterns: acc.origins, OnRejected: obs.rejected,
+		PingInterval: cfg.WSPingInterval, IdleTimeout: cfg.WSIdleTimeout, BindTimeout: cfg.WSBindTimeout})
 	var ice []httpapi.ICEServer
 	for _, s := range cfg.ICEServers {
 		ice = append(ice, httpapi.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})

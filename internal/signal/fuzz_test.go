@@ -97,7 +97,7 @@ func FuzzHandle(f *testing.F) {
 			}
 			srv := NewServer(fakeBroadcasts{present: accept, view: accept},
 				Config{Logger: log, Auth: authn, OfferTimeout: time.Second})
-			sess := newSession(srv, nil, "fuzz", "127.0.0.1:1", auth.Principal{Subject: "a@x", Grants: auth.GrantView})
+			sess := newSession(srv, nil, "fuzz", "127.0.0.1:1", auth.Principal{Subject: "a@x", Grants: auth.GrantView}, newHeard())
 			for _, data := range [][]byte{first, second} {
 				sess.handle(context.Background(), data)
 				if n := len(sess.out); n > 3 {

@@ -51,6 +51,11 @@ type Config struct {
 	// OnRejected observes refusals by reason (the Reject* constants), for
 	// metrics; it must not block.
 	OnRejected func(reason string)
+
+	// Liveness (liveness.go): a connection is pinged every PingInterval
+	// and closed as dropped after IdleTimeout without a pong or a message,
+	// or after BindTimeout without an accepted offer.
+	PingInterval, IdleTimeout, BindTimeout time.Duration
 }
 
 // Server accepts WebSocket connections.
@@ -79,6 +84,15 @@ func NewServer(svc Broadcasts, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = defaultPingInterval
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = defaultIdleTimeout
+	}
+	if cfg.BindTimeout <= 0 {
+		cfg.BindTimeout = defaultBindTimeout
+	}
 	return &Server{svc: svc, cfg: cfg, log: cfg.Logger.With("component", "signal"),
 		sessions: map[*session]struct{}{}}
 }
@@ -97,12 +111,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		opts.OriginPatterns = s.cfg.OriginPatterns
 	}
+	h := newHeard()
+	h.watch(opts)
 	conn, err := websocket.Accept(w, r, opts)
 	if err != nil {
 		s.log.Info("WebSocket upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	sess := newSession(s, conn, newSessionID(), r.RemoteAddr, who)
+	sess := newSession(s, conn, newSessionID(), r.RemoteAddr, who, h)
 	if !s.track(sess) {
 		conn.Close(websocket.StatusGoingAway, "server shutting down")
 		return

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
@@ -51,13 +52,18 @@ type session struct {
 	held       [][]byte // candidates that wait
 	early      []media.Candidate
 	user, room string // what the connection signals for, once bound
+
+	// Liveness (liveness.go).
+	heard     *heard
+	bindTimer *time.Timer // guarded by mu
+	lifeOver  bool        // the connection is finished: timers stay stopped (mu)
 }
 
 var _ live.Session = (*session)(nil)
 
-func newSession(srv *Server, conn *websocket.Conn, id, remote string, who auth.Principal) *session {
+func newSession(srv *Server, conn *websocket.Conn, id, remote string, who auth.Principal, h *heard) *session {
 	s := &session{
-		srv: srv, conn: conn, id: id, remote: remote,
+		srv: srv, conn: conn, id: id, remote: remote, heard: h,
 		log:     srv.log.With("session", live.Tag(id), "remote", remote),
 		out:     make(chan []byte, outboxLength),
 		done:    make(chan struct{}),
@@ -85,7 +91,9 @@ func (s *session) run(ctx context.Context) {
 	}()
 	s.log.Debug("WebSocket opened")
 	s.send(mustJSON(openMsg{ID: idOpen, SessionID: s.id}))
+	stopLiveness := s.startLiveness()
 	s.readLoop(ctx)
+	stopLiveness()
 	s.srv.svc.SessionClosed(s.id)
 	select {
 	case <-s.closeCh: // a close was asked for: let the writer send it
@@ -107,6 +115,7 @@ func (s *session) readLoop(ctx context.Context) {
 			s.logClose(err)
 			return
 		}
+		s.heard.touch()
 		data, err := io.ReadAll(io.LimitReader(r, soft+1))
 		if err != nil {
 			s.logClose(err)
