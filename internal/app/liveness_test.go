@@ -150,3 +150,20 @@ func TestUnboundSocketClosed(t *testing.T) {
 	waitRoomCount(t, srv, room, "0")
 	wantRejections(t, srv, map[string]float64{"ws_unbound": 1})
 }
+
+// A text message that is not UTF-8 fails the connection with 1007
+// (RFC 6455, 8.1), and is counted as a bad message.
+func TestInvalidUTF8Closes1007(t *testing.T) {
+	srv := testpeer.StartServer(t, nil)
+	ws := testpeer.MustWS(t, srv)
+	if err := ws.SendText("{\"id\":\"viewer\",\"roomId\":\"\xff\xfe\"}"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.WaitClosed(timeout); err != nil {
+		t.Fatal(err)
+	}
+	if got := ws.CloseStatus(); got != websocket.StatusInvalidFramePayloadData {
+		t.Errorf("invalid UTF-8 closed the WebSocket with %v, want 1007", got)
+	}
+	wantRejections(t, srv, map[string]float64{"bad_message": 1})
+}

@@ -199,6 +199,9 @@ func (s *Service) Watch(ctx context.Context, sess Session, who auth.Principal, r
 // RestartICE restarts ICE for the session's endpoint with the client's new
 // credentials and returns the new local description.
 func (s *Service) RestartICE(ctx context.Context, sessionID, ufrag, pwd string) (string, error) {
+	if err := checkICECredentials(ufrag, pwd); err != nil {
+		return "", err
+	}
 	s.mu.Lock()
 	m := s.sessions[sessionID]
 	s.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
@@ -145,6 +146,13 @@ func (s *session) readLoop(ctx context.Context) {
 			s.srv.rejected(RejectBadMessage)
 			s.sendError("binary messages are not supported: send JSON text")
 			continue
+		}
+		if !utf8.Valid(data) {
+			// RFC 6455, 8.1: a text frame that is not UTF-8 fails the connection with 1007.
+			s.srv.rejected(RejectBadMessage)
+			s.log.Warn("WebSocket text message is not UTF-8, closing")
+			s.closeAfterFlush(websocket.StatusInvalidFramePayloadData, "text message is not valid UTF-8")
+			return
 		}
 		s.handle(ctx, data)
 	}
