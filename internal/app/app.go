@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/onair-live/onair/internal/config"
+	"github.com/onair-live/onair/internal/hls"
 	"github.com/onair-live/onair/internal/httpapi"
 	"github.com/onair-live/onair/internal/live"
 	"github.com/onair-live/onair/internal/sfu"
@@ -34,9 +35,10 @@ type App struct {
 	svc    *live.Service
 	ws     *signal.Server
 	http   *http.Server
-	rec    *recording // nil unless recording: recording.go
-	turn   *turnRelay // nil without TURN: turn.go
-	obs    *observers // webhooks, alerts, metrics: observe.go
+	rec    *recording  // nil unless recording: recording.go
+	hls    *hls.Server // nil with -hls=false: hls.go
+	turn   *turnRelay  // nil without TURN: turn.go
+	obs    *observers  // webhooks, alerts, metrics: observe.go
 
 	// HTTPS (tls.go): nil for plain HTTP.
 	tls       *tls.Config
@@ -102,16 +104,20 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	}
 	wh := whip.New(svc, whip.Config{StreamKey: cfg.StreamKey, StreamKeys: cfg.StreamKeys,
 		ICEServers: whipICE, TURN: tr.whipServers, MaxBodyBytes: cfg.MaxMessageBytes, Logger: log, Auth: acc.authn, OnRejected: obs.rejected})
+	hs := newHLS(cfg, log, svc, acc.authn) // hls.go
 	hc := httpapi.Config{
 		BasePath: cfg.BasePath, MaxBodyBytes: cfg.MaxMessageBytes, ICEServers: ice, TURN: tr.apiServers,
-		WebSocket: ws, WHIP: wh, Demo: web.Static(), Recordings: rec.api(), Logger: log, Metrics: obs.start(svc, engine),
+		WebSocket: ws, WHIP: wh, Demo: web.Static(), Recordings: rec.api(), Logger: log, Metrics: obs.start(svc, engine, hlsCounts(hs)),
 		Auth: acc.authn, AllowedOrigins: acc.origins, OnRejected: obs.rejected,
 	}
 	if acc.sessions != nil {
 		hc.Sessions = acc.sessions // not a nil *PerAddress in the interface
 	}
+	if hs != nil {
+		hc.HLS = hs
+	}
 	handler := httpapi.New(svc, hc)
-	a := &App{cfg: cfg, log: log, engine: engine, store: st, svc: svc, ws: ws, rec: rec, obs: obs, turn: tr,
+	a := &App{cfg: cfg, log: log, engine: engine, store: st, svc: svc, ws: ws, rec: rec, obs: obs, turn: tr, hls: hs,
 		http: newHTTPServer(cfg, handler, log), reaperDone: make(chan struct{}), tls: tlsConf}
 	if tlsConf != nil {
 		a.redirect = newHTTPServer(cfg, http.HandlerFunc(a.redirectToHTTPS), log)
@@ -160,6 +166,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.stopReaper()
 		<-a.reaperDone
 		a.svc.Shutdown(ctx)
+		if a.hls != nil {
+			a.hls.Close() // after the broadcasts: their ends woke its waiting requests
+		}
 		a.ws.Shutdown(ctx)
 		err = a.http.Shutdown(ctx)
 		if rerr := a.shutdownRedirect(ctx); err == nil {

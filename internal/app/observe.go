@@ -70,7 +70,7 @@ func (o *observers) watch(cfg config.Config, log *slog.Logger, engine *sfu.Engin
 
 // start runs the alerts, gives metrics the domain and the engine to read at
 // each scrape, and returns the /metrics handler (nil without metrics).
-func (o *observers) start(svc *live.Service, engine *sfu.Engine) http.Handler {
+func (o *observers) start(svc *live.Service, engine *sfu.Engine, hlsCounts func() (viewers, muxers int)) http.Handler {
 	ctx, cancel := context.WithCancel(context.Background())
 	o.stopAlerts = cancel
 	go func() {
@@ -80,7 +80,8 @@ func (o *observers) start(svc *live.Service, engine *sfu.Engine) http.Handler {
 	if o.metrics == nil {
 		return nil
 	}
-	src := metrics.Sources{Domain: svc, Engine: engine, Usage: o.alerts.Usage, Overloaded: o.alerts.Overloaded}
+	src := metrics.Sources{Domain: svc, Engine: engine, Usage: o.alerts.Usage, Overloaded: o.alerts.Overloaded,
+		HLS: hlsCounts}
 	if o.hooks != nil {
 		src.WebhookQueue = o.hooks.Queued
 	}

@@ -73,6 +73,7 @@ type Config struct {
 	Auth    // tokens and origins: auth.go
 	Limits  // rates and sizes: limits.go
 	Network // ICE over TCP and TURN: network.go
+	HLS     // Low-Latency HLS: hls.go
 }
 
 // Load parses args (without the program name) over the environment.
@@ -111,6 +112,7 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 	origins := c.Auth.register(fs)
 	exempt := c.Limits.register(fs)
 	c.Network.register(fs)
+	c.HLS.register(fs)
 
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -182,6 +184,9 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 		return Config{}, err
 	}
 	if err := c.Observe.check(); err != nil {
+		return Config{}, err
+	}
+	if err := c.HLS.check(); err != nil {
 		return Config{}, err
 	}
 	if err := c.Record.check(); err != nil {

@@ -17,7 +17,7 @@ type Record struct {
 }
 
 func (r *Record) register(fs *flag.FlagSet) {
-	fs.StringVar(&r.RecordDir, "record-dir", "", "record every broadcast into this directory, WebM or Matroska (default: off)")
+	fs.StringVar(&r.RecordDir, "record-dir", "", "record every broadcast into this directory: MP4 for H.264, VP9 and AV1, WebM for VP8 (default: off)")
 	fs.StringVar(&r.RecordHookURL, "record-hook-url", "", "POST each finished recording's description (JSON) to this URL (needs -record-dir)")
 }
 

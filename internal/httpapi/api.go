@@ -50,6 +50,7 @@ type Config struct {
 	ICEServers     []ICEServer
 	WebSocket      http.Handler // served at BasePath + "/ws"
 	WHIP           http.Handler // served at /whip/ and /whep/
+	HLS            http.Handler // served at /hls/ (nil: off)
 	Demo           fs.FS        // served at "/" if set
 	Recordings     Recordings   // served at GET /media/recordings if set
 	Metrics        http.Handler // served at GET /metrics if set
@@ -130,6 +131,12 @@ func New(svc Broadcasts, cfg Config) http.Handler {
 		// write timeout allows (deadlines.go).
 		mux.Handle("POST /whip/", a.limited(Extend(cfg.WHIP, offerRouteTimeout), true))
 		mux.Handle("POST /whep/", a.limited(Extend(cfg.WHIP, offerRouteTimeout), true))
+	}
+	if cfg.HLS != nil {
+		// HLS authenticates its own requests; players make several a
+		// second, so they are not rate limited per address.
+		mux.Handle("GET /hls/", cfg.HLS)
+		mux.Handle("OPTIONS /hls/", cfg.HLS)
 	}
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", a.admin(cfg.Metrics))

@@ -43,6 +43,8 @@ type Sources struct {
 	Overloaded func() error
 	// WebhookQueue is the number of webhooks waiting or in flight.
 	WebhookQueue func() int
+	// HLS is the Low-Latency HLS tier's viewers and running muxers.
+	HLS func() (viewers, muxers int)
 }
 
 // Recording outcomes, for Recording.

@@ -33,12 +33,15 @@ var (
 	descOverloaded = desc("onair_media_overloaded", "1 while the media engine is over a hard limit and new broadcasts are refused.")
 
 	descWebhookQueue = desc("onair_webhook_queue", "Webhook events waiting or being delivered.")
+
+	descHLSViewers = desc("onair_hls_viewers", "HLS clients that asked for a playlist in the last 10 s (apart from onair_viewers, the WebRTC viewers).")
+	descHLSMuxers  = desc("onair_hls_muxers", "Rooms with a running HLS muxer.")
 )
 
 func (s *state) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRooms, descViewers, descSessions, descPipelines, descEndpoints,
 		descPacketsIn, descPacketsOut, descBytesIn, descBytesOut, descDropped, descNACKs, descPLIs,
-		descCPU, descMemory, descOverloaded, descWebhookQueue} {
+		descCPU, descMemory, descOverloaded, descWebhookQueue, descHLSViewers, descHLSMuxers} {
 		ch <- d
 	}
 }
@@ -83,5 +86,10 @@ func (s *state) Collect(ch chan<- prometheus.Metric) {
 	}
 	if s.src.WebhookQueue != nil {
 		gauge(descWebhookQueue, float64(s.src.WebhookQueue()))
+	}
+	if s.src.HLS != nil {
+		v, m := s.src.HLS()
+		gauge(descHLSViewers, float64(v))
+		gauge(descHLSMuxers, float64(m))
 	}
 }
