@@ -77,10 +77,11 @@ func attr(attrs, name string) string {
 // reads it with continuous timestamps, the playlists follow the LL-HLS
 // rules, parts and segments are served with CDN headers, ffprobe reads the
 // segments as h264 and opus, and HLS viewers are counted apart from the
-// room's.
+// room's. The server's write timeout is shorter than a blocking request's
+// wait: the HLS routes extend it.
 func TestHLSEndToEnd(t *testing.T) {
 	recordtest.NeedFFmpeg(t)
-	srv := testpeer.StartServer(t, nil)
+	srv := testpeer.StartServer(t, func(c *config.Config) { c.HTTPWriteTimeout = time.Second })
 	origin := strings.TrimSuffix(srv.URL, srv.Config.BasePath)
 	const roomID = "room-1"
 	publishClip(t, origin, roomID, "h264", 12*time.Second)
