@@ -28,7 +28,7 @@ var rejectionReasons = []string{
 	httpapi.RejectUnauthorized, httpapi.RejectSessionRate, httpapi.RejectBodyTooLarge, httpapi.RejectOrigin,
 	signal.RejectSessionBound, signal.RejectMessageRate, signal.RejectMessageTooLarge, signal.RejectBadMessage,
 	whip.RejectForbidden,
-	rejectMaxConnections, rejectConnectionsPerAddress, signal.RejectSilent, signal.RejectUnbound,
+	rejectMaxConnections, rejectConnectionsPerAddress, signal.RejectSilent, signal.RejectUnbound, signal.RejectTokenExpired,
 }
 
 func newAccess(cfg config.Config, log *slog.Logger) (*access, error) {

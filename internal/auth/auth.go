@@ -9,7 +9,10 @@
 // Principal's grants allow on rooms and users.
 package auth
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 // Grant is a set of permissions.
 type Grant uint8
@@ -65,6 +68,10 @@ type Principal struct {
 	// Trusted: the identity was taken on the caller's word (no secret is
 	// configured), not proven by a token.
 	Trusted bool
+	// ValidUntil is when the token stops being accepted (its exp plus the
+	// clock skew allowed); zero for a trusted principal. Connections that
+	// outlive a request (the WebSocket) end then unless given a fresh one.
+	ValidUntil time.Time
 }
 
 // Trusted is the principal of trusted-header mode: the email header is

@@ -46,7 +46,8 @@ func TestMintAndVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := auth.Principal{Subject: "alice@example.com", Grants: auth.GrantPublish | auth.GrantView, Room: "concert"}
+	want := auth.Principal{Subject: "alice@example.com", Grants: auth.GrantPublish | auth.GrantView, Room: "concert",
+		ValidUntil: t0.Add(time.Hour + auth.DefaultLeeway)}
 	if p != want {
 		t.Fatalf("principal %+v, want %+v", p, want)
 	}

@@ -170,7 +170,7 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 			return Principal{}, fmt.Errorf("%w before %s", ErrNotYetValid, nbf.UTC().Format(time.RFC3339))
 		}
 	}
-	p := Principal{Subject: *c.Sub, Room: c.Room}
+	p := Principal{Subject: *c.Sub, Room: c.Room, ValidUntil: exp.Add(v.leeway)}
 	for _, name := range c.Grants {
 		if g, ok := ParseGrant(name); ok {
 			p.Grants |= g

@@ -40,7 +40,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (auth.Prin
 	if s.cfg.Auth.Open() {
 		return auth.Principal{}, true
 	}
-	who, err := s.cfg.Auth.Authenticate(auth.TokenFrom(r.Header.Get("Authorization"), r.URL.Query().Get("token")), "")
+	who, err := s.cfg.Auth.Authenticate(requestToken(r), "")
 	if err != nil {
 		s.rejected(RejectUnauthorized)
 		s.log.Info("WebSocket refused: no valid token", "remote", r.RemoteAddr, "err", err)

@@ -51,8 +51,9 @@ func (h *heard) watch(opts *websocket.AcceptOptions) {
 	opts.OnPongReceived = func(context.Context, []byte) { h.touch() }
 }
 
-// startLiveness pings the connection and arms its bind timer; the function
-// returned stops both and waits for the pinger to end.
+// startLiveness pings the connection and arms its bind timer and its
+// token's expiry; the function returned stops them all and waits for the
+// pinger to end.
 func (s *session) startLiveness() (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -63,10 +64,14 @@ func (s *session) startLiveness() (stop func()) {
 	bind := time.AfterFunc(s.srv.cfg.BindTimeout, s.bindTimedOut)
 	s.mu.Lock()
 	s.bindTimer = bind
+	s.armExpiry() // tokens.go
 	s.mu.Unlock()
 	return func() {
 		s.mu.Lock()
 		s.bindTimer.Stop()
+		if s.expiry != nil {
+			s.expiry.Stop()
+		}
 		s.lifeOver = true
 		s.mu.Unlock()
 		cancel()

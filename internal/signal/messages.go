@@ -13,6 +13,7 @@ type inbound struct {
 	Email     string           `json:"email"`
 	SDPOffer  string           `json:"sdpOffer"`
 	Candidate *media.Candidate `json:"candidate"`
+	Token     string           `json:"token"`
 }
 
 // decode reads one client message. Fields of the wrong type are an error;
@@ -64,6 +65,8 @@ const (
 	idViewerResponse    = "viewerResponse"
 	idStop              = "stopCommunication"
 	idError             = "error"
+	idToken             = "token"
+	idTokenResponse     = "tokenResponse"
 )
 
 func mustJSON(v any) []byte {

@@ -58,6 +58,9 @@ type session struct {
 	heard     *heard
 	bindTimer *time.Timer // guarded by mu
 	lifeOver  bool        // the connection is finished: timers stay stopped (mu)
+	// Tokens (tokens.go): the connection's token, and its expiry (mu).
+	token  string
+	expiry *time.Timer
 }
 
 var _ live.Session = (*session)(nil)
@@ -187,6 +190,8 @@ func (s *session) handle(ctx context.Context, data []byte) {
 		s.offer(ctx, m, idViewerResponse)
 	case idOnIceCandidate:
 		s.candidate(m)
+	case idToken:
+		s.refreshToken(m.Token)
 	default:
 		s.srv.rejected(RejectBadMessage)
 		s.log.Warn("unknown WebSocket message", "messageId", m.ID)
@@ -197,6 +202,10 @@ func (s *session) handle(ctx context.Context, data []byte) {
 // offer negotiates a presenter's or viewer's offer. The answer is sent before
 // any of the server's candidates, then the candidates the client sent early.
 func (s *session) offer(ctx context.Context, m inbound, respID string) {
+	if err := s.recheckToken(); err != nil {
+		s.send(mustJSON(responseMsg{ID: respID, Response: "rejected", Message: err.Error()}))
+		return
+	}
 	if s.authed && m.Email == "" {
 		m.Email = s.who.Subject // the token says who; clients may leave it out
 	}
