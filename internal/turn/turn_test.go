@@ -43,7 +43,7 @@ func (n *node) refusals(reason string) int {
 
 // startNode starts a TURN server on 127.0.0.1, with this node's media on
 // 127.0.0.1 (relays to it allowed unless configure says otherwise).
-func startNode(t *testing.T, configure func(*turn.Config)) *node {
+func startNode(t testing.TB, configure func(*turn.Config)) *node {
 	t.Helper()
 	testpeer.CheckGoroutines(t)
 	media, err := net.ListenPacket("udp4", "127.0.0.1:0")
@@ -82,7 +82,7 @@ func startNode(t *testing.T, configure func(*turn.Config)) *node {
 
 // freeUDPAndTCPPort is a port free on 127.0.0.1 for both UDP and TCP a
 // moment ago.
-func freeUDPAndTCPPort(t *testing.T) int {
+func freeUDPAndTCPPort(t testing.TB) int {
 	t.Helper()
 	for range 20 {
 		l, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -108,7 +108,7 @@ func quiet() logging.LoggerFactory {
 }
 
 // client is a TURN client over UDP with this credential.
-func client(t *testing.T, n *node, user, pass string) *pionturn.Client {
+func client(t testing.TB, n *node, user, pass string) *pionturn.Client {
 	t.Helper()
 	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -130,7 +130,7 @@ func client(t *testing.T, n *node, user, pass string) *pionturn.Client {
 }
 
 // allocate allocates a relay with a valid credential of user.
-func allocate(t *testing.T, n *node, user string) (*pionturn.Client, net.PacketConn) {
+func allocate(t testing.TB, n *node, user string) (*pionturn.Client, net.PacketConn) {
 	t.Helper()
 	name, pass := turn.Credential(secret, user, time.Now().Add(time.Hour))
 	c := client(t, n, name, pass)
