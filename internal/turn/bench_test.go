@@ -83,7 +83,7 @@ func pump(b *testing.B, src net.PacketConn, dst net.Addr, recv net.PacketConn) {
 		b.Fatalf("reading (a packet lost?): %v", err)
 	}
 	b.StopTimer()
-	b.ReportMetric(float64((cpuTime(b) - before).Nanoseconds())/float64(b.N), "cpu-ns/pkt")
+	b.ReportMetric(float64((cpuTime(b)-before).Nanoseconds())/float64(b.N), "cpu-ns/pkt")
 }
 
 // cpuTime is the CPU time this process has used, user and system.
