@@ -66,7 +66,10 @@ func TestRelayOnlyViewerOverTURNTLS(t *testing.T) {
 		t.Fatalf("WHEP's Link headers name no TURN server over TLS: %q", r.Header.Values("Link"))
 	}
 	wantCredential(t, servers[0])
-	vp, err := testpeer.NewViewerPeerOn(testpeer.Network{Relay: servers, TURNTLS: trust})
+	// As some TURN clients do (RFC 7443), the viewer asks for ALPN "stun.turn".
+	turnTrust := trust.Clone()
+	turnTrust.NextProtos = []string{"stun.turn"}
+	vp, err := testpeer.NewViewerPeerOn(testpeer.Network{Relay: servers, TURNTLS: turnTrust})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -98,6 +98,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.TLS != nil {
+		// The HTTPS configuration offers h2 and http/1.1: a TURN client that
+		// asks for "stun.turn" (RFC 7443) would be refused for want of a
+		// common protocol. TURN needs none.
+		cfg.TLS = cfg.TLS.Clone()
+		cfg.TLS.NextProtos = nil
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "turn"), conns: &connSet{m: map[net.Conn]struct{}{}},
 		byUser: map[string]int{}}
 	s.pol = &policy{cfg: &s.cfg, refuse: s.refused}
