@@ -79,6 +79,9 @@ func TestRelayOnlyViewerOverTURNTLS(t *testing.T) {
 		t.Fatalf("WHEP over HTTPS: %v", err)
 	}
 	t.Cleanup(func() { vs.Delete() })
+	if got := onlyURLs(linkICEServers(vs.Created.Header), "turns:", ""); len(got) != 1 || got[0].Username == servers[0].Username {
+		t.Errorf("WHEP's 201 names %d TURN servers over TLS (%+v), want one with a credential of its own", len(got), got)
+	}
 	if err := vp.WaitMedia(ctx, 30); err != nil {
 		t.Fatalf("relay-only viewer over TURN over TLS: %v", err)
 	}
