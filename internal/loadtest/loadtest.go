@@ -52,6 +52,9 @@ type Options struct {
 	Progress     time.Duration
 	CPUProfile   string // the tool's own CPU profile over the measurement window
 	MemProfile   string // the tool's own heap profile at the end of the window
+	// Against a server that wants tokens (tokens.go): Secret mints one per
+	// user; Token is the publisher's.
+	Secret, Token string
 }
 
 // Main runs `onair loadtest` with args (after the subcommand) and returns
@@ -132,6 +135,8 @@ func parseFlags(args []string, usage io.Writer) (*Options, error) {
 	fs.DurationVar(&o.Progress, "progress", time.Second, "interval of the progress lines on stderr (0: none)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write the tool's own CPU profile over the measurement window to this file")
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write the tool's own heap profile at the end of the window to this file")
+	fs.StringVar(&o.Secret, "secret", "", "the server's -auth-secret: mint a token for each simulated user (publish and view, on the room only)")
+	fs.StringVar(&o.Token, "token", "", "the publisher's token (its subject names the publisher; viewers need -secret)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -172,7 +177,7 @@ func (o *Options) check() error {
 	case o.PID < 0:
 		return errors.New("-pid must not be negative")
 	}
-	return nil
+	return o.checkTokens()
 }
 
 // bitrate is a flag value in bit/s that takes k and M suffixes.

@@ -24,11 +24,14 @@ import (
 
 // startServer runs a real onair in this process on a loopback port and
 // returns its URL and the app; it is shut down when the test ends.
-func startServer(t *testing.T) (string, *app.App) {
+func startServer(t *testing.T, configure ...func(*config.Config)) (string, *app.App) {
 	t.Helper()
 	cfg, err := config.Load(nil, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range configure {
+		f(&cfg)
 	}
 	cfg.Addr = "127.0.0.1:0"
 	cfg.ICELoopback = true

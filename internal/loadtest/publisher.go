@@ -50,7 +50,7 @@ type publisher struct {
 // startPublisher creates the room, negotiates and waits for the media
 // connection, then starts sending. On error everything is undone.
 func startPublisher(ctx context.Context, o *Options, c *client) (_ *publisher, err error) {
-	p := &publisher{o: o, c: c, email: o.Room + "-presenter", codec: vp8Codec,
+	p := &publisher{o: o, c: c, email: publisherEmail(o), codec: vp8Codec,
 		connected: make(chan struct{}), lost: make(chan struct{}), stop: make(chan struct{})}
 	if o.Codec == "h264" {
 		p.codec = h264Codec
@@ -138,7 +138,7 @@ func (p *publisher) signal(ctx context.Context, off offer) error {
 		return fmt.Errorf("publisher: %w", err)
 	}
 	p.roomStarted = true
-	ws, err := dialWS(ctx, p.c, p.pc, nil)
+	ws, err := dialWS(ctx, p.c, p.email, p.pc, nil)
 	if err != nil {
 		return fmt.Errorf("publisher: %w", err)
 	}
@@ -265,7 +265,7 @@ func (p *publisher) close(ctx context.Context) error {
 	var err error
 	switch {
 	case p.location != "":
-		err = p.c.deleteResource(ctx, p.location)
+		err = p.c.deleteResource(ctx, p.location, p.email)
 	case p.roomStarted:
 		err = p.c.endBroadcast(ctx, p.email)
 	}

@@ -45,6 +45,7 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 	if err != nil {
 		return nil, err
 	}
+	c.tokens = newTokens(o)
 	defer c.close()
 	api, err := viewerAPI(o.LoopbackOnly)
 	if err != nil {

@@ -24,6 +24,7 @@ type client struct {
 	root     *url.URL // scheme and host, no path
 	basePath string
 	http     *http.Client
+	tokens   *tokens // nil: no tokens (tokens.go)
 }
 
 func newClient(rawURL, basePath string, insecure bool) (*client, error) {
@@ -51,10 +52,14 @@ func (c *client) close() { c.http.CloseIdleConnections() }
 
 func (c *client) url(path string) string { return c.root.String() + path }
 
-func (c *client) wsURL() string {
+// wsURL is the WebSocket's URL for the user email, with its token if any.
+func (c *client) wsURL(email string) string {
 	u := *c.root
 	u.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
 	u.Path = c.basePath + "/ws"
+	if tok := c.tokens.of(email); tok != "" {
+		u.RawQuery = "token=" + url.QueryEscape(tok)
+	}
 	return u.String()
 }
 
@@ -69,8 +74,9 @@ func (e *statusError) Error() string {
 	return fmt.Sprintf("%s %s: %d %s", e.method, e.path, e.status, strings.TrimSpace(e.body))
 }
 
-// do sends one request and checks its status; it returns the response with
-// its body read.
+// do sends one request of the user email (sent as the email header, and
+// its token if any) and checks its status; it returns the response with its
+// body read.
 func (c *client) do(ctx context.Context, method, path, email, contentType string, body []byte, want int) (*http.Response, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.url(path), bytes.NewReader(body))
 	if err != nil {
@@ -78,6 +84,9 @@ func (c *client) do(ctx context.Context, method, path, email, contentType string
 	}
 	if email != "" {
 		req.Header.Set("email", email)
+	}
+	if tok := c.tokens.of(email); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -127,7 +136,7 @@ func (c *client) leave(ctx context.Context, email string) error {
 // answer and the session's resource path.
 func (c *client) postOffer(ctx context.Context, kind, roomID, email, offer string) (answer, location string, err error) {
 	path := "/" + kind + "/" + url.PathEscape(roomID) + "?email=" + url.QueryEscape(email)
-	resp, body, err := c.do(ctx, http.MethodPost, path, "", "application/sdp", []byte(offer), http.StatusCreated)
+	resp, body, err := c.do(ctx, http.MethodPost, path, email, "application/sdp", []byte(offer), http.StatusCreated)
 	if err != nil {
 		return "", "", err
 	}
@@ -142,8 +151,8 @@ func (c *client) postOffer(ctx context.Context, kind, roomID, email, offer strin
 }
 
 // deleteResource ends a WHIP or WHEP session.
-func (c *client) deleteResource(ctx context.Context, location string) error {
-	_, _, err := c.do(ctx, http.MethodDelete, location, "", "", nil, http.StatusOK)
+func (c *client) deleteResource(ctx context.Context, location, email string) error {
+	_, _, err := c.do(ctx, http.MethodDelete, location, email, "", nil, http.StatusOK)
 	return err
 }
 
@@ -178,8 +187,8 @@ type wsSession struct {
 }
 
 // dialWS opens the WebSocket and waits for the server's "open" message.
-func dialWS(ctx context.Context, c *client, pc *webrtc.PeerConnection, onStop func(string)) (*wsSession, error) {
-	conn, _, err := websocket.Dial(ctx, c.wsURL(), &websocket.DialOptions{HTTPClient: c.http})
+func dialWS(ctx context.Context, c *client, email string, pc *webrtc.PeerConnection, onStop func(string)) (*wsSession, error) {
+	conn, _, err := websocket.Dial(ctx, c.wsURL(email), &websocket.DialOptions{HTTPClient: c.http})
 	if err != nil {
 		return nil, fmt.Errorf("WebSocket: %w", err)
 	}

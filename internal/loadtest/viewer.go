@@ -109,7 +109,7 @@ func (v *viewer) connect(ctx context.Context) error {
 			return err
 		}
 		v.joined = true
-		ws, err := dialWS(ctx, v.r.c, pc, v.onStop)
+		ws, err := dialWS(ctx, v.r.c, v.email, pc, v.onStop)
 		if err != nil {
 			return err
 		}
@@ -267,7 +267,7 @@ func (v *viewer) leave(ctx context.Context) error {
 	var err error
 	switch {
 	case v.location != "":
-		err = v.r.c.deleteResource(ctx, v.location)
+		err = v.r.c.deleteResource(ctx, v.location, v.email)
 	case v.joined:
 		err = v.r.c.leave(ctx, v.email)
 	}

@@ -7,7 +7,7 @@
 // "Publish with WHIP" goes live as an encoder does, and the WHEP button of a
 // room (or /?whep=<room>) plays it as a WHEP player does.
 
-import { Api, ApiError, Session, WhipSession } from './onair.js';
+import { Api, ApiError, Session, WhipSession, tokenSubject } from './onair.js';
 
 const POLL_MS = 2000;
 const $ = (sel) => document.querySelector(sel);
@@ -698,6 +698,29 @@ async function showStats() {
   el.stats.textContent = parts.join(' · ');
 }
 
+// ---- token ------------------------------------------------------------------
+
+// useToken takes the token from ?token= (once) and the Token field: every
+// call then carries it, and the identity is the token's subject (the server
+// takes it from the token anyway). It is not stored: it is a credential.
+function useToken() {
+  el.token = $('#token');
+  const fromURL = new URLSearchParams(location.search).get('token');
+  if (fromURL) el.token.value = fromURL;
+  const apply = () => {
+    const token = el.token.value.trim();
+    if (state.api) state.api.token = token;
+    const sub = tokenSubject(token);
+    if (sub && identity() !== sub) {
+      el.me.value = sub;
+      store.set('onair.email', sub);
+      renderIdentity();
+    }
+  };
+  el.token.addEventListener('input', apply);
+  apply();
+}
+
 // ---- start ------------------------------------------------------------------
 
 // A hook for the browser's developer tools and the end-to-end tests: the
@@ -755,10 +778,11 @@ async function main() {
   }
   setInterval(() => { showStats().catch(() => {}); }, 1000);
 
+  useToken(); // ?token= or the Token field
   const wanted = new URLSearchParams(location.search).get('base');
   for (;;) {
     try {
-      state.api = await Api.discover(wanted);
+      state.api = await Api.discover(wanted, el.token.value.trim());
       break;
     } catch (err) {
       banner(`Cannot reach the onair server (${messageFor(err)}). Retrying… If the API is not under /signal, open this page with ?base=/your-base-path.`);

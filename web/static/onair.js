@@ -14,25 +14,31 @@ export class ApiError extends Error {
   }
 }
 
-// Api calls the REST routes of one server.
+// Api calls the REST routes of one server. With a token (servers started
+// with -auth-secret want one), every call carries it: REST and WHIP/WHEP as
+// Authorization: Bearer, the WebSocket in its URL (browsers cannot set
+// headers on it). The server then takes the identity from the token.
 export class Api {
-  constructor(base, iceServers) {
+  constructor(base, iceServers, token) {
     this.base = base;
     this.iceServers = iceServers || [];
+    this.token = token || '';
   }
 
   // discover finds the API: the base path given (e.g. ?base=/x), else the
   // default /signal, else the root; it reads the ICE servers from {base}/config.
-  static async discover(wanted) {
+  static async discover(wanted, token) {
     const candidates = wanted != null ? [wanted] : ['/signal', ''];
     let lastError;
     for (const base of candidates) {
       try {
-        const res = await fetch(`${base}/config`, { cache: 'no-store' });
+        const headers = token ? { Authorization: `Bearer ${token}` } : {};
+        const res = await fetch(`${base}/config`, { headers, cache: 'no-store' });
+        if (res.status === 401) throw new Error('this server wants a token: paste one in the Token field, or open the page with ?token=…');
         if (!res.ok) throw new Error(`${base}/config answered ${res.status}`);
         const cfg = await res.json();
         const real = typeof cfg.basePath === 'string' ? cfg.basePath : base;
-        return new Api(real, Array.isArray(cfg.iceServers) ? cfg.iceServers : []);
+        return new Api(real, Array.isArray(cfg.iceServers) ? cfg.iceServers : [], token);
       } catch (err) {
         lastError = err;
       }
@@ -43,6 +49,7 @@ export class Api {
   async request(method, path, { email, body } = {}) {
     const headers = {};
     if (email != null) headers.email = email;
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     const res = await fetch(this.base + path, {
       method,
@@ -67,7 +74,8 @@ export class Api {
 
   socketURL() {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    return `${scheme}//${location.host}${this.base}/ws`;
+    const query = this.token ? `?token=${encodeURIComponent(this.token)}` : '';
+    return `${scheme}//${location.host}${this.base}/ws${query}`;
   }
 }
 
@@ -282,7 +290,7 @@ export class WhipSession extends EventTarget {
     this.role = kind === 'whip' ? 'presenter' : 'viewer';
     this.roomId = roomId;
     this.stream = stream || null;
-    this.token = token || '';
+    this.token = token || (api && api.token) || ''; // a stream key, else the page's token
     this.query = query || null;
     this.pc = null;
     this.resource = null; // the session URL, once created
@@ -410,5 +418,18 @@ export class WhipSession extends EventTarget {
     const status = remote ? await this.deleteResource() : 0;
     if (first && this.pc) this.pc.close();
     return status;
+  }
+}
+
+// tokenSubject is the subject (the protocol's email) a token names, read
+// without checking its signature (the server does that), or '' if it is
+// not a token.
+export function tokenSubject(token) {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const claims = JSON.parse(atob(part + '='.repeat((4 - (part.length % 4)) % 4)));
+    return typeof claims.sub === 'string' ? claims.sub : '';
+  } catch {
+    return '';
   }
 }
