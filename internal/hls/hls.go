@@ -155,6 +155,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	// request for the first segment): never let a server write timeout
 	// cut it.
 	_ = http.NewResponseController(w).SetWriteDeadline(now.Add(s.cfg.StartTimeout + 6*s.cfg.Segment))
+	if strings.HasSuffix(file, "_stream.m3u8") && r.URL.Query().Has("_HLS_msn") {
+		if r = st.blockingRequest(r); r == nil {
+			plain(w, http.StatusNotFound, "this room's stream has ended")
+			return
+		}
+	}
 	cw := &cacheWriter{ResponseWriter: w, cache: cacheControl(file)}
 	st.muxer.Handle(cw, r)
 	if !cw.wrote {

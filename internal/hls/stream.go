@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,8 @@ type stream struct {
 	muxer    *gohlslib.Muxer
 	tracks   []*trackIn // by published track; nil where not muxed
 
+	poller      *poller        // set before started closes, with the muxer
+	closed      chan struct{}  // closed by Close
 	endpoint    media.Endpoint // set once attached, under srv.mu
 	lastRequest atomic.Int64   // ns since the epoch
 	stopOnce    sync.Once
@@ -64,7 +67,7 @@ type trackIn struct {
 
 func newStream(srv *Server, room string) *stream {
 	st := &stream{srv: srv, room: room, log: srv.log.With("room", room), started: make(chan struct{}),
-		clients: map[string]int64{}}
+		closed: make(chan struct{}), clients: map[string]int64{}}
 	st.lastRequest.Store(time.Now().UnixNano())
 	return st
 }
@@ -89,6 +92,7 @@ func (st *stream) Start(tracks []media.Track, requestKeyframe func()) error {
 	st.tracks = make([]*trackIn, len(tracks))
 	var out []*gohlslib.Track
 	haveVideo, haveAudio := false, false
+	leading := ""
 	for i, t := range tracks {
 		in := &trackIn{mime: t.MimeType, video: t.Kind == "video", depak: record.NewDepacketizer(t)}
 		switch {
@@ -100,6 +104,7 @@ func (st *stream) Start(tracks []media.Track, requestKeyframe func()) error {
 			}
 			haveVideo, in.clock = true, 90000
 			in.out = &gohlslib.Track{Codec: videoCodec(t.MimeType), ClockRate: 90000}
+			leading = "video" + strconv.Itoa(len(out)+1) + "_stream.m3u8" // gohlslib's name
 		case !in.video && !haveAudio && strings.EqualFold(t.MimeType, codec.Opus):
 			haveAudio, in.clock = true, 48000
 			in.out = &gohlslib.Track{Codec: &codecs.Opus{ChannelCount: 2}, ClockRate: 48000}
@@ -116,7 +121,10 @@ func (st *stream) Start(tracks []media.Track, requestKeyframe func()) error {
 	m := &gohlslib.Muxer{
 		Variant:            gohlslib.MuxerVariantLowLatency,
 		SegmentCount:       7,
-		SegmentMinDuration: st.srv.cfg.Segment,
+		// A keyframe a little early (encoders' timing jitters) still
+		// closes a segment: with a GOP of the segment's length, segments
+		// keep that length instead of doubling.
+		SegmentMinDuration: st.srv.cfg.Segment - st.srv.cfg.Segment/10,
 		PartMinDuration:    st.srv.cfg.Part,
 		Tracks:             out,
 		OnEncodeError: func(err error) {
@@ -129,6 +137,11 @@ func (st *stream) Start(tracks []media.Track, requestKeyframe func()) error {
 		return st.startErr
 	}
 	st.muxer = m
+	if leading == "" {
+		leading = "audio1_stream.m3u8"
+	}
+	st.poller = newPoller(st, leading)
+	go st.poller.run(st.closed)
 	st.waitKey = haveVideo
 	st.requestKeyframe()
 	st.log.Info("HLS muxer started")
@@ -224,8 +237,10 @@ func (st *stream) Close() error {
 		st.startErr = errEnded
 		close(st.started)
 	}
+	close(st.closed)
 	if st.muxer != nil {
-		st.muxer.Close()
+		st.muxer.Close() // wakes the requests, and the poller, waiting in it
+		<-st.poller.done
 		st.log.Info("HLS muxer stopped")
 	}
 	st.srv.forget(st)
