@@ -1,7 +1,7 @@
 // Package loadtest is `onair loadtest`: it loads an onair server with one
 // publisher of synthetic media (H.264 or VP8, and Opus) and N receive-only
 // viewers that join at a set rate over the original WebSocket protocol or
-// WHEP, and reports what the viewers got (connections, loss, time to first
+// WHEP (or read its Low-Latency HLS: hls.go), and reports what the viewers got (connections, loss, time to first
 // packet and keyframe, forwarding latency) and what it cost the server and
 // the tool itself (CPU, RSS), as a table and as JSON lines.
 //
@@ -31,7 +31,7 @@ import (
 type Options struct {
 	URL          string
 	BasePath     string
-	Protocol     string // viewers: ws or whep
+	Protocol     string // viewers: ws, whep or hls
 	Publish      string // publisher: ws or whip
 	Viewers      int
 	Rate         float64 // viewers started per second; 0: all at once
@@ -113,7 +113,7 @@ func parseFlags(args []string, usage io.Writer) (*Options, error) {
 	}
 	fs.StringVar(&o.URL, "url", "http://127.0.0.1:8080", "server root URL (http or https)")
 	fs.StringVar(&o.BasePath, "base-path", "/signal", "base path of the REST API and WebSocket")
-	fs.StringVar(&o.Protocol, "protocol", "ws", "how viewers join: ws (POST /room/view + WebSocket) or whep")
+	fs.StringVar(&o.Protocol, "protocol", "ws", "how viewers join: ws (POST /room/view + WebSocket), whep, or hls (Low-Latency HLS readers)")
 	fs.StringVar(&o.Publish, "publish", "ws", "how the publisher publishes: ws (POST /room/live + WebSocket) or whip")
 	fs.IntVar(&o.Viewers, "viewers", 25, "number of viewers")
 	fs.Float64Var(&o.Rate, "rate", 10, "viewers started per second (0: all at once)")
@@ -154,8 +154,10 @@ func parseFlags(args []string, usage io.Writer) (*Options, error) {
 
 func (o *Options) check() error {
 	switch {
-	case o.Protocol != "ws" && o.Protocol != "whep":
-		return fmt.Errorf("-protocol: %q is not ws or whep", o.Protocol)
+	case o.Protocol != "ws" && o.Protocol != "whep" && o.Protocol != "hls":
+		return fmt.Errorf("-protocol: %q is not ws, whep or hls", o.Protocol)
+	case o.Protocol == "hls" && o.Codec != "h264":
+		return errors.New("-protocol hls needs -codec h264: HLS cannot carry VP8")
 	case o.Publish != "ws" && o.Publish != "whip":
 		return fmt.Errorf("-publish: %q is not ws or whip", o.Publish)
 	case o.Codec != "h264" && o.Codec != "vp8":

@@ -58,8 +58,12 @@ type Summary struct {
 	Server             *ProcUsage `json:"server,omitempty"`
 	ServerError        string     `json:"serverError,omitempty"`
 	Tool               ProcUsage  `json:"tool"`
+	ServerCPUPerViewer float64    `json:"serverCpuCorePercentPerViewer,omitempty"`
 	ToolCPUPerViewer   float64    `json:"toolCpuCorePercentPerViewer"`
-	ToolRSSPerViewerKB float64    `json:"toolRssPerViewerKB"`
+	// HLSHoldBackMs is the playlists' PART-HOLD-BACK: how far behind the
+	// newest part a player starts (-protocol hls).
+	HLSHoldBackMs      float64 `json:"hlsPartHoldBackMs,omitempty"`
+	ToolRSSPerViewerKB float64 `json:"toolRssPerViewerKB"`
 	// MachineBusy is the share of all cores busy over the window, whoever
 	// used them: well above server + tool, something else was running.
 	MachineBusy *float64 `json:"machineBusyPercent,omitempty"`
@@ -193,6 +197,11 @@ func writeTable(w io.Writer, s *Summary) {
 		s.ViewersConnected+s.ViewersLost)
 	if s.Server != nil {
 		fmt.Fprintf(w, "server (pid %s): %s\n", s.Server.PID, usageText(*s.Server))
+		fmt.Fprintf(w, "server per viewer: %.3f%% of a core\n", s.ServerCPUPerViewer)
+	}
+	if s.HLSHoldBackMs > 0 {
+		fmt.Fprintf(w, "hls: \"forwarding\" is a frame's age when its part arrives; a player shows it PART-HOLD-BACK (%.0f ms) later:\n"+
+			"     glass to player p50 %.0f ms, p95 %.0f ms\n", s.HLSHoldBackMs, s.LatencyVideo.P50+s.HLSHoldBackMs, s.LatencyVideo.P95+s.HLSHoldBackMs)
 	}
 	if s.ServerError != "" {
 		fmt.Fprintf(w, "server: %s\n", s.ServerError)

@@ -32,6 +32,7 @@ type runner struct {
 	joining sync.WaitGroup
 
 	measuring                  atomic.Bool
+	hlsHoldBackMs              atomic.Int64 // PART-HOLD-BACK of the HLS playlists (hls.go)
 	videoLatency, audioLatency *histogram
 	phase                      atomic.Pointer[string]
 	began                      time.Time
@@ -89,6 +90,7 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 	stopProgress()
 
 	s := r.summarize(window)
+	s.HLSHoldBackMs = float64(r.hlsHoldBackMs.Load())
 	if secs := window.Seconds(); secs > 0 {
 		s.PacketsPerSecond = float64(rx1-rx0) / secs
 		s.MbitPerSecond = float64(bytes1-bytes0) * 8 / secs / 1e6
@@ -98,6 +100,9 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 		u, err := server.usage()
 		if u.Seconds > 0 {
 			s.Server = &u
+			if s.ViewersConnected > 0 {
+				s.ServerCPUPerViewer = u.CPUCorePercent / float64(s.ViewersConnected)
+			}
 		}
 		if err != nil {
 			s.ServerError = fmt.Sprintf("pid %d: %v", o.PID, err)

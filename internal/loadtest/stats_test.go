@@ -129,3 +129,29 @@ func TestBitrateFlag(t *testing.T) {
 		t.Error("a bad bitrate was accepted")
 	}
 }
+
+// The HLS reader lists a media playlist's parts with their segment and
+// index, and finds the playlists and the hold-back.
+func TestParseHLSPlaylists(t *testing.T) {
+	pl := []byte("#EXTM3U\n#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.58200\n#EXT-X-MEDIA-SEQUENCE:7\n" +
+		"#EXTINF:1.0,\nseg7.mp4\n#EXT-X-PART:DURATION=0.2,URI=\"p0.mp4\",INDEPENDENT=YES\n#EXT-X-PART:DURATION=0.2,URI=\"p1.mp4\"\n" +
+		"#EXTINF:0.4,\nseg8.mp4\n#EXT-X-PART:DURATION=0.2,URI=\"p2.mp4\"\n")
+	parts := parseMediaPlaylist(pl)
+	want := []hlsPart{{8, 0, "p0.mp4"}, {8, 1, "p1.mp4"}, {9, 0, "p2.mp4"}}
+	if len(parts) != len(want) {
+		t.Fatalf("parts %v, want %v", parts, want)
+	}
+	for i := range want {
+		if parts[i] != want[i] {
+			t.Errorf("part %d: %v, want %v", i, parts[i], want[i])
+		}
+	}
+	if hb := partHoldBackMs(pl); hb != 582 {
+		t.Errorf("hold back %d ms, want 582", hb)
+	}
+	mv := []byte("#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"audio2\",URI=\"audio2_stream.m3u8\"\n" +
+		"#EXT-X-STREAM-INF:BANDWIDTH=1,CODECS=\"avc1.42e01f,opus\",AUDIO=\"audio\"\nvideo1_stream.m3u8\n")
+	if v, a := mediaPlaylists(mv); v != "video1_stream.m3u8" || a != "audio2_stream.m3u8" {
+		t.Errorf("media playlists %q, %q", v, a)
+	}
+}

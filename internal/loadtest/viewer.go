@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,8 @@ type viewer struct {
 	mu       sync.Mutex
 	closed   bool
 	pliTimer *time.Timer
+	stopHLS  context.CancelFunc // an HLS viewer's readers (hls.go)
+	hlsHTTP  *http.Client
 	readers  sync.WaitGroup
 }
 
@@ -69,7 +72,11 @@ func newViewer(r *runner, index int) *viewer {
 
 // join runs the whole join and records how far it got.
 func (v *viewer) join(ctx context.Context) {
-	if err := v.connect(ctx); err != nil {
+	connect := v.connect
+	if v.r.o.Protocol == "hls" {
+		connect = v.connectHLS
+	}
+	if err := connect(ctx); err != nil {
 		v.err = err
 		v.state.CompareAndSwap(stateJoining, stateFailed)
 	}
@@ -263,6 +270,9 @@ func (v *viewer) leave(ctx context.Context) error {
 	if v.pliTimer != nil {
 		v.pliTimer.Stop()
 	}
+	if v.stopHLS != nil {
+		v.stopHLS()
+	}
 	v.mu.Unlock()
 	var err error
 	switch {
@@ -281,6 +291,9 @@ func (v *viewer) leave(ctx context.Context) error {
 	v.closed = true
 	v.mu.Unlock()
 	v.readers.Wait()
+	if v.hlsHTTP != nil {
+		v.hlsHTTP.CloseIdleConnections()
+	}
 	return err
 }
 
