@@ -119,8 +119,8 @@ func (st *stream) Start(tracks []media.Track, requestKeyframe func()) error {
 		return st.startErr
 	}
 	m := &gohlslib.Muxer{
-		Variant:            gohlslib.MuxerVariantLowLatency,
-		SegmentCount:       7,
+		Variant:      gohlslib.MuxerVariantLowLatency,
+		SegmentCount: 7,
 		// A keyframe a little early (encoders' timing jitters) still
 		// closes a segment: with a GOP of the segment's length, segments
 		// keep that length instead of doubling.
