@@ -1,11 +1,10 @@
 package hooks
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"time"
 
 	"github.com/onair-live/onair/internal/live"
+	"github.com/onair-live/onair/internal/randid"
 )
 
 // Body is a delivery's JSON body. Fields that do not apply to an event are
@@ -44,7 +43,7 @@ type Recording struct {
 
 // bodyOf makes the body of an event, with a new id.
 func bodyOf(e live.Event) Body {
-	b := Body{ID: newID(), Type: e.Type, Time: e.Time.UTC(), RoomID: e.RoomID, Title: e.Title,
+	b := Body{ID: randid.New(), Type: e.Type, Time: e.Time.UTC(), RoomID: e.RoomID, Title: e.Title,
 		ProfileURL: e.ProfileURL, Presenter: e.Presenter, Viewer: e.User, Reason: e.Reason}
 	if b.Time.IsZero() {
 		b.Time = time.Now().UTC()
@@ -57,13 +56,4 @@ func bodyOf(e live.Event) Body {
 		b.Recording = &Recording{Path: r.Path, Bytes: r.Bytes, DurationMS: r.Duration.Milliseconds(), Codecs: r.Codecs}
 	}
 	return b
-}
-
-// newID returns 128 random bits in hex.
-func newID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("hooks: crypto/rand failed: " + err.Error())
-	}
-	return hex.EncodeToString(b[:])
 }

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/onair-live/onair/internal/live"
+	"github.com/onair-live/onair/internal/waitgroup"
 )
 
 // The headers of a delivery.
@@ -353,25 +354,17 @@ func (s *Sender) Close(ctx context.Context) error {
 	if left > 0 {
 		s.log.Info("flushing webhooks", "queued", left)
 	}
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.FlushTimeout)
 	defer cancel()
 	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
+	waitgroup.Await(&s.wg, ctx.Done(), func() {
 		s.mu.Lock()
 		left = s.queued
 		s.mu.Unlock()
 		err = fmt.Errorf("webhooks: %d events not delivered by the shutdown deadline", left)
 		s.log.Error("webhooks abandoned at shutdown", "events", left)
 		s.cancel()
-		<-done
-	}
+	})
 	s.cancel()
 	s.client.CloseIdleConnections()
 	return err

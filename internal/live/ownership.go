@@ -2,13 +2,12 @@ package live
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"sync"
 	"time"
 
+	"github.com/onair-live/onair/internal/randid"
 	"github.com/onair-live/onair/internal/store"
 )
 
@@ -38,9 +37,7 @@ func NewOwnerID() string {
 	if err != nil || host == "" {
 		host = "onair"
 	}
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), randid.Hex(4))
 }
 
 // ownership is the state of Sync, guarded by its mutex (held across a whole

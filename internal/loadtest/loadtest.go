@@ -13,8 +13,6 @@ package loadtest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +23,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/onair-live/onair/internal/randid"
 )
 
 // Options are the flags of one run.
@@ -145,9 +145,7 @@ func parseFlags(args []string, usage io.Writer) (*Options, error) {
 	}
 	o.Bitrate = int(br)
 	if o.Room == "" {
-		var b [4]byte
-		_, _ = rand.Read(b[:])
-		o.Room = "loadtest-" + hex.EncodeToString(b[:])
+		o.Room = "loadtest-" + randid.Hex(4)
 	}
 	return o, o.check()
 }

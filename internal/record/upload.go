@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/onair-live/onair/internal/waitgroup"
 )
 
 // hookBody is what the upload hook is posted: the original's fields, and
@@ -137,16 +139,7 @@ func (u *uploader) postOnce(body []byte) (int, error) {
 // close waits for the hooks in flight until done is closed, then cancels
 // those still trying and waits for them to stop.
 func (u *uploader) close(done <-chan struct{}) {
-	finished := make(chan struct{})
-	go func() {
-		u.wg.Wait()
-		close(finished)
-	}()
-	select {
-	case <-finished:
-	case <-done:
-	}
+	waitgroup.Await(&u.wg, done, u.cancel)
 	u.cancel()
-	<-finished
 	u.client.CloseIdleConnections()
 }

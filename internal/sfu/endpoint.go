@@ -13,6 +13,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/onair-live/onair/internal/media"
+	"github.com/onair-live/onair/internal/randid"
 )
 
 // maxEarlyCandidates bounds the remote candidates queued before an offer.
@@ -57,7 +58,7 @@ type Endpoint struct {
 var _ media.Endpoint = (*Endpoint)(nil)
 
 func newEndpoint(p *Pipeline, role media.Role, name string, ev media.Events) *Endpoint {
-	id := newID()
+	id := randid.New()
 	return &Endpoint{
 		p: p, id: id, name: name, role: role, ev: ev,
 		created: time.Now(),

@@ -8,8 +8,6 @@
 package sfu
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
@@ -23,6 +21,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/onair-live/onair/internal/media"
+	"github.com/onair-live/onair/internal/randid"
 	"github.com/onair-live/onair/internal/sfu/udpbatch"
 	"github.com/onair-live/onair/internal/sysstat"
 )
@@ -188,7 +187,7 @@ func (e *Engine) NewPipeline(name string) (media.Pipeline, error) {
 	if e.closed {
 		return nil, media.ErrReleased
 	}
-	p := newPipeline(e, newID(), name)
+	p := newPipeline(e, randid.New(), name)
 	e.pipelines[p.id] = p
 	e.log.Debug("pipeline created", "pipeline", p.id, "name", name)
 	return p, nil
@@ -245,13 +244,4 @@ func (e *Engine) Close() error {
 		}
 	}
 	return err
-}
-
-// newID returns 128 random bits in hex: unguessable, so usable in URLs.
-func newID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("sfu: crypto/rand failed: " + err.Error())
-	}
-	return hex.EncodeToString(b[:])
 }

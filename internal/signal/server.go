@@ -7,8 +7,6 @@ package signal
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -19,6 +17,8 @@ import (
 	"github.com/onair-live/onair/internal/auth"
 	"github.com/onair-live/onair/internal/live"
 	"github.com/onair-live/onair/internal/media"
+	"github.com/onair-live/onair/internal/randid"
+	"github.com/onair-live/onair/internal/waitgroup"
 )
 
 // Broadcasts is what the WebSocket needs of the domain.
@@ -118,7 +118,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("WebSocket upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	sess := newSession(s, conn, newSessionID(), r.RemoteAddr, who, h)
+	sess := newSession(s, conn, randid.New(), r.RemoteAddr, who, h)
 	sess.token = requestToken(r)
 	if !s.track(sess) {
 		conn.Close(websocket.StatusGoingAway, "server shutting down")
@@ -166,22 +166,9 @@ func (s *Server) Shutdown(ctx context.Context) {
 	for _, sess := range all {
 		sess.closeAfterFlush(websocket.StatusGoingAway, "server shutting down")
 	}
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
+	waitgroup.Await(&s.wg, ctx.Done(), func() {
 		for _, sess := range all {
 			sess.conn.CloseNow()
 		}
-		<-done
-	}
-}
-
-func newSessionID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("signal: crypto/rand failed: " + err.Error())
-	}
-	return hex.EncodeToString(b[:])
+	})
 }

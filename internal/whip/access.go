@@ -5,6 +5,7 @@ import (
 
 	"github.com/onair-live/onair/internal/auth"
 	"github.com/onair-live/onair/internal/live"
+	"github.com/onair-live/onair/internal/randid"
 )
 
 // Access on WHIP and WHEP. With tokens on, every request but a preflight
@@ -59,7 +60,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, k kind, ro
 		// Not derived from the session id: this identity goes out in
 		// webhooks, logs and endpoint names, and must not shorten the
 		// session URL's 128 random bits for whoever reads them.
-		email = string(k) + ":" + newID()[:12]
+		email = string(k) + ":" + randid.Hex(6)
 	}
 	return auth.Trusted(email), true
 }

@@ -9,7 +9,6 @@ package whip
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -26,6 +25,7 @@ import (
 	"github.com/onair-live/onair/internal/auth"
 	"github.com/onair-live/onair/internal/live"
 	"github.com/onair-live/onair/internal/media"
+	"github.com/onair-live/onair/internal/randid"
 )
 
 // Broadcasts is what WHIP and WHEP need of the domain.
@@ -36,13 +36,6 @@ type Broadcasts interface {
 	RestartICE(ctx context.Context, sessionID, ufrag, pwd string) (string, error)
 	EndBroadcast(ctx context.Context, who auth.Principal) error
 	Leave(ctx context.Context, who auth.Principal) error
-}
-
-// ICEServer is a STUN or TURN server advertised in Link headers.
-type ICEServer struct {
-	URLs       []string
-	Username   string
-	Credential string
 }
 
 // Config configures the WHIP and WHEP endpoints.
@@ -57,7 +50,7 @@ type Config struct {
 	StreamKeys map[string]string
 	// StreamKey, if set, may publish any room that has no key of its own.
 	StreamKey    string
-	ICEServers   []ICEServer
+	ICEServers   []media.ICEServer
 	MaxBodyBytes int64
 	OfferTimeout time.Duration
 	Logger       *slog.Logger
@@ -188,7 +181,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, k kind) {
 		return
 	}
 	q := r.URL.Query()
-	sess := &session{srv: s, id: newID(), kind: k, roomID: roomID, who: who}
+	sess := &session{srv: s, id: randid.New(), kind: k, roomID: roomID, who: who}
 	s.mu.Lock()
 	s.sessions[sess.id] = sess
 	s.mu.Unlock()
@@ -428,15 +421,6 @@ func problem(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, msg+"\n")
-}
-
-// newID returns 128 random bits in hex: session URLs are unguessable.
-func newID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("whip: crypto/rand failed: " + err.Error())
-	}
-	return hex.EncodeToString(b[:])
 }
 
 // etagOf names one ICE session of a resource: it changes on ICE restart.
