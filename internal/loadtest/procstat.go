@@ -1,67 +1,10 @@
 package loadtest
 
 import (
-	"bytes"
-	"errors"
-	"fmt"
-	"os"
 	"runtime"
-	"strconv"
-	"time"
+
+	"github.com/onair-live/onair/internal/sysstat"
 )
-
-// clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
-const clockTicks = 100
-
-// procSample is one reading of a process's CPU time and resident memory.
-type procSample struct {
-	at       time.Time
-	cpuTicks uint64 // user + system, in clock ticks
-	rssBytes uint64
-}
-
-// readProc reads /proc/<pid>/stat and /proc/<pid>/status; pid may be "self".
-func readProc(pid string) (procSample, error) {
-	now := time.Now()
-	stat, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return procSample{}, err
-	}
-	// The command name may hold spaces and parentheses: fields start after
-	// the last ')'. utime and stime are fields 14 and 15 (1-based).
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return procSample{}, errors.New("unexpected /proc stat format")
-	}
-	fields := bytes.Fields(stat[i+1:])
-	if len(fields) < 13 {
-		return procSample{}, errors.New("unexpected /proc stat format")
-	}
-	utime, err1 := strconv.ParseUint(string(fields[11]), 10, 64)
-	stime, err2 := strconv.ParseUint(string(fields[12]), 10, 64)
-	if err1 != nil || err2 != nil {
-		return procSample{}, errors.New("unexpected /proc stat format")
-	}
-	status, err := os.ReadFile("/proc/" + pid + "/status")
-	if err != nil {
-		return procSample{}, err
-	}
-	var rss uint64
-	for line := range bytes.Lines(status) {
-		if v, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
-			f := bytes.Fields(v)
-			if len(f) > 0 {
-				kb, err := strconv.ParseUint(string(f[0]), 10, 64)
-				if err != nil {
-					return procSample{}, fmt.Errorf("VmRSS: %w", err)
-				}
-				rss = kb * 1024
-			}
-			break
-		}
-	}
-	return procSample{at: now, cpuTicks: utime + stime, rssBytes: rss}, nil
-}
 
 // ProcUsage is a process's CPU and memory over a window.
 type ProcUsage struct {
@@ -81,7 +24,7 @@ type ProcUsage struct {
 // give CPU, every reading may raise the peak of RSS.
 type procWatch struct {
 	pid         string
-	first, last procSample
+	first, last sysstat.Process
 	maxRSS      uint64
 	ok          bool
 	err         error
@@ -95,7 +38,7 @@ func newProcWatch(pid string) *procWatch {
 
 // sample takes a reading; the first error is kept and reported.
 func (w *procWatch) sample() {
-	s, err := readProc(w.pid)
+	s, err := sysstat.ReadProcess(w.pid)
 	if err != nil {
 		if w.err == nil {
 			w.err = err
@@ -106,7 +49,7 @@ func (w *procWatch) sample() {
 		w.first, w.ok = s, true
 	}
 	w.last = s
-	w.maxRSS = max(w.maxRSS, s.rssBytes)
+	w.maxRSS = max(w.maxRSS, s.RSSBytes)
 }
 
 // usage reports the window from the first to the last reading.
@@ -116,42 +59,13 @@ func (w *procWatch) usage() (ProcUsage, error) {
 	}
 	const mb = 1 << 20
 	u := ProcUsage{PID: w.pid, Cores: runtime.NumCPU(),
-		RSSStartMB: float64(w.first.rssBytes) / mb, RSSEndMB: float64(w.last.rssBytes) / mb,
-		RSSMaxMB: float64(w.maxRSS) / mb, Seconds: w.last.at.Sub(w.first.at).Seconds()}
+		RSSStartMB: float64(w.first.RSSBytes) / mb, RSSEndMB: float64(w.last.RSSBytes) / mb,
+		RSSMaxMB: float64(w.maxRSS) / mb, Seconds: w.last.At.Sub(w.first.At).Seconds()}
 	if u.Seconds > 0 {
-		cpu := float64(w.last.cpuTicks-w.first.cpuTicks) / clockTicks
-		u.CPUCorePercent = 100 * cpu / u.Seconds
+		u.CPUCorePercent = sysstat.CPUPercent(w.first, w.last)
 		u.CPUMachinePercent = u.CPUCorePercent / float64(u.Cores)
 	}
 	return u, w.err
-}
-
-// cpuTimes reads the machine's busy and total CPU time (/proc/stat), in
-// clock ticks over all cores.
-func cpuTimes() (busy, total uint64, err error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0, err
-	}
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	f := bytes.Fields(line)
-	if len(f) < 5 || string(f[0]) != "cpu" {
-		return 0, 0, errors.New("unexpected /proc/stat format")
-	}
-	for i, v := range f[1:] {
-		n, err := strconv.ParseUint(string(v), 10, 64)
-		if err != nil {
-			return 0, 0, errors.New("unexpected /proc/stat format")
-		}
-		if i >= 8 { // guest time is already counted in user time
-			break
-		}
-		total += n
-		if i != 3 && i != 4 { // idle, iowait
-			busy += n
-		}
-	}
-	return busy, total, nil
 }
 
 // machineWatch measures how busy the whole machine was over a window, so
@@ -162,13 +76,13 @@ type machineWatch struct {
 }
 
 func newMachineWatch() *machineWatch {
-	busy, total, err := cpuTimes()
+	busy, total, err := sysstat.MachineCPU()
 	return &machineWatch{busy: busy, total: total, ok: err == nil}
 }
 
 // busyPercent is the share of all cores' time spent busy since the start.
 func (m *machineWatch) busyPercent() (float64, bool) {
-	busy, total, err := cpuTimes()
+	busy, total, err := sysstat.MachineCPU()
 	if err != nil || !m.ok || total <= m.total {
 		return 0, false
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+
+	"github.com/onair-live/onair/internal/sysstat"
 )
 
 // leaveConcurrency bounds the viewers leaving at once at the end.
@@ -61,7 +63,7 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 	if err != nil {
 		return nil, err
 	}
-	toolBefore, _ := readProc("self") // the tool with its publisher and no viewer
+	toolBefore, _ := sysstat.ReadProcess("self") // the tool with its publisher and no viewer
 
 	stopProgress := r.startProgress()
 	r.setPhase("joining")
@@ -115,8 +117,8 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 	if s.ViewersConnected > 0 {
 		n := float64(s.ViewersConnected)
 		s.ToolCPUPerViewer = s.Tool.CPUCorePercent / n
-		if toolBefore.rssBytes > 0 {
-			s.ToolRSSPerViewerKB = (s.Tool.RSSEndMB*(1<<20) - float64(toolBefore.rssBytes)) / 1024 / n
+		if toolBefore.RSSBytes > 0 {
+			s.ToolRSSPerViewerKB = (s.Tool.RSSEndMB*(1<<20) - float64(toolBefore.RSSBytes)) / 1024 / n
 		}
 	}
 	for _, v := range r.viewers[:r.started.Load()] {
@@ -258,10 +260,10 @@ func (r *runner) startProgress() (stop func()) {
 		tick := time.NewTicker(r.o.Progress)
 		defer tick.Stop()
 		lastPkts, lastBytes := r.received()
-		lastSelf, _ := readProc("self")
-		var lastServer procSample
+		lastSelf, _ := sysstat.ReadProcess("self")
+		var lastServer sysstat.Process
 		if r.o.PID > 0 {
-			lastServer, _ = readProc(strconv.Itoa(r.o.PID))
+			lastServer, _ = sysstat.ReadProcess(strconv.Itoa(r.o.PID))
 		}
 		last := time.Now()
 		for {
@@ -286,13 +288,13 @@ func (r *runner) startProgress() (stop func()) {
 					p.Lost++
 				}
 			}
-			if self, err := readProc("self"); err == nil {
-				p.ToolCPU = cpuPercent(lastSelf, self)
+			if self, err := sysstat.ReadProcess("self"); err == nil {
+				p.ToolCPU = sysstat.CPUPercent(lastSelf, self)
 				lastSelf = self
 			}
 			if r.o.PID > 0 {
-				if srv, err := readProc(strconv.Itoa(r.o.PID)); err == nil {
-					p.ServerCPU = cpuPercent(lastServer, srv)
+				if srv, err := sysstat.ReadProcess(strconv.Itoa(r.o.PID)); err == nil {
+					p.ServerCPU = sysstat.CPUPercent(lastServer, srv)
 					lastServer = srv
 				}
 			}
@@ -305,14 +307,6 @@ func (r *runner) startProgress() (stop func()) {
 		close(done)
 		wg.Wait()
 	}
-}
-
-func cpuPercent(a, b procSample) float64 {
-	secs := b.at.Sub(a.at).Seconds()
-	if secs <= 0 || a.at.IsZero() {
-		return 0
-	}
-	return 100 * float64(b.cpuTicks-a.cpuTicks) / clockTicks / secs
 }
 
 func (r *runner) printProgress(p Progress) {
