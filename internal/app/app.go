@@ -94,19 +94,11 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	ws := signal.NewServer(svc, signal.Config{MaxMessageBytes: cfg.MaxMessageBytes, Logger: log,
 		Auth: acc.authn, MessagesPerSecond: cfg.MaxMessagesPerSecond, OriginPatterns: acc.origins, OnRejected: obs.rejected,
 		PingInterval: cfg.WSPingInterval, IdleTimeout: cfg.WSIdleTimeout, BindTimeout: cfg.WSBindTimeout})
-	var ice []httpapi.ICEServer
-	for _, s := range cfg.ICEServers {
-		ice = append(ice, httpapi.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
-	}
-	var whipICE []whip.ICEServer
-	for _, s := range cfg.ICEServers {
-		whipICE = append(whipICE, whip.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
-	}
 	wh := whip.New(svc, whip.Config{StreamKey: cfg.StreamKey, StreamKeys: cfg.StreamKeys,
-		ICEServers: whipICE, TURN: tr.whipServers, MaxBodyBytes: cfg.MaxMessageBytes, Logger: log, Auth: acc.authn, OnRejected: obs.rejected})
+		ICEServers: cfg.ICEServers, TURN: tr.servers, MaxBodyBytes: cfg.MaxMessageBytes, Logger: log, Auth: acc.authn, OnRejected: obs.rejected})
 	hs := newHLS(cfg, log, svc, acc.authn) // hls.go
 	hc := httpapi.Config{
-		BasePath: cfg.BasePath, MaxBodyBytes: cfg.MaxMessageBytes, ICEServers: ice, TURN: tr.apiServers,
+		BasePath: cfg.BasePath, MaxBodyBytes: cfg.MaxMessageBytes, ICEServers: cfg.ICEServers, TURN: tr.servers,
 		WebSocket: ws, WHIP: wh, Demo: web.Static(), Recordings: rec.api(), Logger: log, Metrics: obs.start(svc, engine, hlsCounts(hs)),
 		Auth: acc.authn, AllowedOrigins: acc.origins, OnRejected: obs.rejected,
 	}

@@ -12,9 +12,8 @@ import (
 	"net/netip"
 
 	"github.com/onair-live/onair/internal/config"
-	"github.com/onair-live/onair/internal/httpapi"
+	"github.com/onair-live/onair/internal/media"
 	"github.com/onair-live/onair/internal/turn"
-	"github.com/onair-live/onair/internal/whip"
 )
 
 // turnRelay is the embedded TURN server and the credentials it hands out;
@@ -119,7 +118,7 @@ func relayIP(cfg config.Config, local []netip.Addr) (netip.Addr, error) {
 
 // servers are the TURN URLs for r's client, with a credential of its own:
 // on -turn-host, or the host the client reached onair by.
-func (t *turnRelay) servers(r *http.Request) []turn.ICEServer {
+func (t *turnRelay) servers(r *http.Request) []media.ICEServer {
 	if t == nil {
 		return nil
 	}
@@ -131,22 +130,6 @@ func (t *turnRelay) servers(r *http.Request) []turn.ICEServer {
 		}
 	}
 	return t.srv.ICEServers(host, newUser())
-}
-
-func (t *turnRelay) apiServers(r *http.Request) []httpapi.ICEServer {
-	var out []httpapi.ICEServer
-	for _, s := range t.servers(r) {
-		out = append(out, httpapi.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
-	}
-	return out
-}
-
-func (t *turnRelay) whipServers(r *http.Request) []whip.ICEServer {
-	var out []whip.ICEServer
-	for _, s := range t.servers(r) {
-		out = append(out, whip.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
-	}
-	return out
 }
 
 func (t *turnRelay) close() error {

@@ -14,14 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// ICEServer is a STUN or TURN server handed to clients.
-type ICEServer struct {
-	URLs       []string
-	Username   string
-	Credential string
-}
+	"github.com/onair-live/onair/internal/media"
+)
 
 // Config is everything onair can be told.
 type Config struct {
@@ -40,7 +35,7 @@ type Config struct {
 	PublicIPs              []string
 	ICELoopback            bool
 	ICEAllowedIPs          []netip.Prefix
-	ICEServers             []ICEServer
+	ICEServers             []media.ICEServer
 	MaxVideoBitrate        int // bit/s, 0 = no cap
 
 	// Timeouts.
@@ -254,30 +249,30 @@ func parsePrefix(s string) (netip.Prefix, error) {
 
 // parseICEServer reads stun:host:port, or turn:user:pass@host:port (also
 // turns:), into a server entry.
-func parseICEServer(s string) (ICEServer, error) {
+func parseICEServer(s string) (media.ICEServer, error) {
 	scheme, rest, ok := strings.Cut(s, ":")
 	if !ok || rest == "" {
-		return ICEServer{}, fmt.Errorf("%q is not a STUN or TURN URL", s)
+		return media.ICEServer{}, fmt.Errorf("%q is not a STUN or TURN URL", s)
 	}
 	switch scheme {
 	case "stun", "stuns":
-		return ICEServer{URLs: []string{s}}, nil
+		return media.ICEServer{URLs: []string{s}}, nil
 	case "turn", "turns":
 	default:
-		return ICEServer{}, fmt.Errorf("%q: scheme must be stun, stuns, turn or turns", s)
+		return media.ICEServer{}, fmt.Errorf("%q: scheme must be stun, stuns, turn or turns", s)
 	}
 	creds, host, hasCreds := strings.Cut(rest, "@")
 	if !hasCreds {
-		return ICEServer{URLs: []string{s}}, nil
+		return media.ICEServer{URLs: []string{s}}, nil
 	}
 	user, pass, _ := strings.Cut(creds, ":")
 	u, err := url.PathUnescape(user)
 	if err != nil {
-		return ICEServer{}, err
+		return media.ICEServer{}, err
 	}
 	p, err := url.PathUnescape(pass)
 	if err != nil {
-		return ICEServer{}, err
+		return media.ICEServer{}, err
 	}
-	return ICEServer{URLs: []string{scheme + ":" + host}, Username: u, Credential: p}, nil
+	return media.ICEServer{URLs: []string{scheme + ":" + host}, Username: u, Credential: p}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/onair-live/onair/internal/config"
+	"github.com/onair-live/onair/internal/media"
 )
 
 func load(args []string, env map[string]string) (config.Config, error) {
@@ -107,7 +108,7 @@ func TestLoadParsesLists(t *testing.T) {
 	if !reflect.DeepEqual(c.ICEAllowedIPs, want) {
 		t.Errorf("ICEAllowedIPs %v, want %v", c.ICEAllowedIPs, want)
 	}
-	wantICE := []config.ICEServer{
+	wantICE := []media.ICEServer{
 		{URLs: []string{"stun:stun.example.com:3478"}},
 		{URLs: []string{"turn:turn.example.com:3478"}, Username: "alice", Credential: "p@ss"},
 		{URLs: []string{"turns:turn.example.com:5349"}},

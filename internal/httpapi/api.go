@@ -36,18 +36,11 @@ type Broadcasts interface {
 	Health(ctx context.Context) error
 }
 
-// ICEServer is a STUN or TURN server handed to clients.
-type ICEServer struct {
-	URLs       []string `json:"urls"`
-	Username   string   `json:"username,omitempty"`
-	Credential string   `json:"credential,omitempty"`
-}
-
 // Config is what the API needs besides the domain.
 type Config struct {
 	BasePath       string
 	MaxBodyBytes   int64
-	ICEServers     []ICEServer
+	ICEServers     []media.ICEServer
 	WebSocket      http.Handler // served at BasePath + "/ws"
 	WHIP           http.Handler // served at /whip/ and /whep/
 	HLS            http.Handler // served at /hls/ (nil: off)
@@ -71,7 +64,7 @@ type Config struct {
 
 	// TURN, if set, gives more ICE servers for each request, with
 	// credentials minted for it (the embedded TURN server).
-	TURN func(r *http.Request) []ICEServer
+	TURN func(r *http.Request) []media.ICEServer
 }
 
 // New returns the server's whole HTTP handler.
@@ -344,11 +337,22 @@ func (a *api) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "UP"})
 }
 
+// iceServerBody is an ICE server as browsers take it (RTCIceServer).
+type iceServerBody struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
 // clientConfig tells browser clients (the demo page) the ICE servers to use.
 func (a *api) clientConfig(w http.ResponseWriter, r *http.Request) {
-	servers := append([]ICEServer{}, a.cfg.ICEServers...)
+	all := a.cfg.ICEServers
 	if a.cfg.TURN != nil {
-		servers = append(servers, a.cfg.TURN(r)...)
+		all = append(append([]media.ICEServer{}, all...), a.cfg.TURN(r)...)
+	}
+	servers := make([]iceServerBody, 0, len(all))
+	for _, s := range all {
+		servers = append(servers, iceServerBody{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"iceServers": servers, "basePath": a.cfg.BasePath})
 }

@@ -36,6 +36,14 @@ func (r Role) String() string {
 	return "unknown"
 }
 
+// ICEServer is a STUN or TURN server that clients of the media engine may use
+// to reach it; the transports advertise them in their own formats.
+type ICEServer struct {
+	URLs       []string
+	Username   string
+	Credential string
+}
+
 // Candidate is an ICE candidate in the shape browsers use (RTCIceCandidateInit).
 type Candidate struct {
 	Candidate        string  `json:"candidate"`

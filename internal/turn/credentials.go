@@ -10,18 +10,13 @@ import (
 	"time"
 
 	"github.com/pion/turn/v5"
-)
 
-// ICEServer is a TURN server with a credential, as handed to a client.
-type ICEServer struct {
-	URLs       []string
-	Username   string
-	Credential string
-}
+	"github.com/onair-live/onair/internal/media"
+)
 
 // ICEServers are this server's URLs on host (a name or IP the client can
 // reach), with a new credential for user that expires TTL from now.
-func (s *Server) ICEServers(host, user string) []ICEServer {
+func (s *Server) ICEServers(host, user string) []media.ICEServer {
 	if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
 		host = "[" + host + "]" // IPv6
 	}
@@ -34,7 +29,7 @@ func (s *Server) ICEServers(host, user string) []ICEServer {
 		urls = append(urls, "turns:"+host+":"+strconv.Itoa(s.cfg.TLSPort)+"?transport=tcp")
 	}
 	name, pass := Credential(s.cfg.Secret, user, time.Now().Add(s.cfg.TTL))
-	return []ICEServer{{URLs: urls, Username: name, Credential: pass}}
+	return []media.ICEServer{{URLs: urls, Username: name, Credential: pass}}
 }
 
 // Credential is the TURN REST-API credential of user that expires at

@@ -57,7 +57,7 @@ type Config struct {
 
 	// TURN, if set, gives more ICE servers for each request, with
 	// credentials minted for it (the embedded TURN server).
-	TURN func(r *http.Request) []ICEServer
+	TURN func(r *http.Request) []media.ICEServer
 }
 
 // Server serves /whip/ and /whep/.
@@ -379,7 +379,7 @@ func (s *Server) hasStreamKey(r *http.Request, roomID string) bool {
 func (s *Server) linkICEServers(w http.ResponseWriter, r *http.Request) {
 	servers := s.cfg.ICEServers
 	if s.cfg.TURN != nil {
-		servers = append(append([]ICEServer{}, servers...), s.cfg.TURN(r)...)
+		servers = append(append([]media.ICEServer{}, servers...), s.cfg.TURN(r)...)
 	}
 	for _, srv := range servers {
 		for _, u := range srv.URLs {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/onair-live/onair/internal/config"
 	"github.com/onair-live/onair/internal/live"
+	"github.com/onair-live/onair/internal/media"
 	"github.com/onair-live/onair/internal/testpeer"
 )
 
@@ -18,7 +19,7 @@ import (
 // stopCommunication and everything is released.
 func TestPublishOverWHIPWatchOverWHEPAndWebSocket(t *testing.T) {
 	srv := testpeer.StartServer(t, func(c *config.Config) {
-		c.ICEServers = []config.ICEServer{
+		c.ICEServers = []media.ICEServer{
 			{URLs: []string{"stun:stun.onair.test:3478"}},
 			{URLs: []string{"turn:turn.onair.test:3478"}, Username: "user", Credential: "secret"},
 		}
