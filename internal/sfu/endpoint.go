@@ -16,9 +16,6 @@ import (
 	"github.com/onair-live/onair/internal/randid"
 )
 
-// maxEarlyCandidates bounds the remote candidates queued before an offer.
-const maxEarlyCandidates = 64
-
 // Endpoint implements media.Endpoint: one peer's connection.
 type Endpoint struct {
 	p       *Pipeline
@@ -34,7 +31,7 @@ type Endpoint struct {
 	mu        sync.Mutex
 	pc        *webrtc.PeerConnection
 	remoteSet bool
-	early     []webrtc.ICECandidateInit
+	early     media.CandidateQueue // remote candidates that came before the offer
 	released  bool
 	connected bool
 	timer     *time.Timer // connect or disconnect deadline
@@ -158,7 +155,8 @@ func (e *Endpoint) setRole(tracks []*upTrack, sub *subscriber) error {
 func (e *Endpoint) dropPC() {
 	e.mu.Lock()
 	pc := e.pc
-	e.pc, e.remoteSet, e.early = nil, false, nil
+	e.pc, e.remoteSet = nil, false
+	e.early.Take()
 	e.mu.Unlock()
 	if pc != nil {
 		_ = pc.Close()
@@ -182,8 +180,7 @@ func (e *Endpoint) finishOffer(ctx context.Context, pc *webrtc.PeerConnection, g
 	}
 	e.mu.Lock()
 	e.remoteSet = true
-	early := e.early
-	e.early = nil
+	early := e.early.Take()
 	if !e.connected && e.timer == nil {
 		e.timer = time.AfterFunc(e.p.engine.cfg.ConnectTimeout, func() {
 			e.fail(fmt.Sprintf("media did not connect within %s", e.p.engine.cfg.ConnectTimeout))
@@ -191,7 +188,7 @@ func (e *Endpoint) finishOffer(ctx context.Context, pc *webrtc.PeerConnection, g
 	}
 	e.mu.Unlock()
 	for _, c := range early {
-		if err := pc.AddICECandidate(c); err != nil {
+		if err := pc.AddICECandidate(iceCandidateInit(c)); err != nil {
 			e.log.Debug("queued candidate rejected", "err", err)
 		}
 	}
@@ -211,8 +208,6 @@ func (e *Endpoint) AddCandidate(c media.Candidate) error {
 	if !strings.HasPrefix(strings.TrimSpace(c.Candidate), "candidate:") && strings.TrimSpace(c.Candidate) != "" {
 		return fmt.Errorf("%w: %q", media.ErrBadCandidate, c.Candidate)
 	}
-	init := webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid,
-		SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment}
 	e.mu.Lock()
 	if e.released {
 		e.mu.Unlock()
@@ -220,18 +215,23 @@ func (e *Endpoint) AddCandidate(c media.Candidate) error {
 	}
 	if !e.remoteSet {
 		defer e.mu.Unlock()
-		if len(e.early) >= maxEarlyCandidates {
+		if !e.early.Push(c) {
 			return media.ErrTooManyCandidates
 		}
-		e.early = append(e.early, init)
 		return nil
 	}
 	pc := e.pc
 	e.mu.Unlock()
-	if err := pc.AddICECandidate(init); err != nil {
+	if err := pc.AddICECandidate(iceCandidateInit(c)); err != nil {
 		return fmt.Errorf("%w: %v", media.ErrBadCandidate, err)
 	}
 	return nil
+}
+
+// iceCandidateInit is a candidate in pion's shape.
+func iceCandidateInit(c media.Candidate) webrtc.ICECandidateInit {
+	return webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid,
+		SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment}
 }
 
 // onState follows the connection: connected starts media to a viewer;

@@ -18,11 +18,7 @@ import (
 	"github.com/onair-live/onair/internal/media"
 )
 
-const (
-	outboxLength = 256
-	// maxEarlyCandidates bounds candidates kept for a session that has not offered.
-	maxEarlyCandidates = 64
-)
+const outboxLength = 256
 
 // session is one WebSocket connection. Its reader runs the client's messages
 // in order; its writer sends from a bounded outbox, so the domain never waits
@@ -49,10 +45,10 @@ type session struct {
 	over     int           // messages refused in a row (reader only)
 
 	mu         sync.Mutex
-	holding    bool     // an offer is being answered: candidates wait for the answer
-	held       [][]byte // candidates that wait
-	early      []media.Candidate
-	user, room string // what the connection signals for, once bound
+	holding    bool                 // an offer is being answered: candidates wait for the answer
+	held       [][]byte             // candidates that wait
+	early      media.CandidateQueue // the client's candidates sent before its offer
+	user, room string               // what the connection signals for, once bound
 
 	// Liveness (liveness.go).
 	heard     *heard
@@ -235,8 +231,7 @@ func (s *session) offer(ctx context.Context, m inbound, respID string) {
 	s.bind(o.Email, o.RoomID)
 	s.send(mustJSON(responseMsg{ID: respID, Response: "accepted", SDPAnswer: answer}))
 	s.mu.Lock()
-	early := s.early
-	s.early = nil
+	early := s.early.Take()
 	s.mu.Unlock()
 	for _, c := range early {
 		if err := s.srv.svc.AddCandidate(s.id, c); err != nil {
@@ -264,8 +259,7 @@ func (s *session) candidate(m inbound) {
 	if errors.Is(err, live.ErrNoSession) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if len(s.early) < maxEarlyCandidates {
-			s.early = append(s.early, *m.Candidate)
+		if s.early.Push(*m.Candidate) {
 			return
 		}
 	}
