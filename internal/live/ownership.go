@@ -3,7 +3,9 @@ package live
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -350,11 +352,7 @@ func (s *Service) elsewhere(ctx context.Context, roomID string) error {
 func (s *Service) roomList() []*room {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rooms := make([]*room, 0, len(s.rooms))
-	for _, r := range s.rooms {
-		rooms = append(rooms, r)
-	}
-	return rooms
+	return slices.Collect(maps.Values(s.rooms))
 }
 
 func (s *Service) isPending(id string) bool {

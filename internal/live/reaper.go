@@ -121,13 +121,7 @@ func (s *Service) ReclaimOrphans(ctx context.Context) (int, error) {
 
 // dropMemberOf removes the viewer whose endpoint ep is, if any.
 func (s *Service) dropMemberOf(ctx context.Context, ep media.Endpoint) bool {
-	s.mu.Lock()
-	rooms := make([]*room, 0, len(s.rooms))
-	for _, r := range s.rooms {
-		rooms = append(rooms, r)
-	}
-	s.mu.Unlock()
-	for _, r := range rooms {
+	for _, r := range s.roomList() {
 		r.mu.Lock()
 		var email string
 		for e, v := range r.viewers {

@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -218,10 +220,7 @@ func (s *Service) Counts() Counts {
 	var c Counts
 	s.mu.Lock()
 	c.Rooms, c.Sessions = len(s.rooms), len(s.sessions)
-	rooms := make([]*room, 0, len(s.rooms))
-	for _, r := range s.rooms {
-		rooms = append(rooms, r)
-	}
+	rooms := slices.Collect(maps.Values(s.rooms))
 	s.mu.Unlock()
 	for _, r := range rooms {
 		r.mu.Lock()
@@ -240,10 +239,7 @@ func (s *Service) Counts() Counts {
 func (s *Service) Shutdown(ctx context.Context) {
 	s.mu.Lock()
 	s.closed = true
-	rooms := make([]*room, 0, len(s.rooms))
-	for _, r := range s.rooms {
-		rooms = append(rooms, r)
-	}
+	rooms := slices.Collect(maps.Values(s.rooms))
 	s.mu.Unlock()
 	sort.Slice(rooms, func(i, j int) bool { return rooms[i].id < rooms[j].id })
 	for _, r := range rooms {

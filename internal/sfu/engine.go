@@ -10,8 +10,10 @@ package sfu
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -196,10 +198,7 @@ func (e *Engine) NewPipeline(name string) (media.Pipeline, error) {
 // Pipelines lists the live pipelines, oldest first.
 func (e *Engine) Pipelines() []media.Pipeline {
 	e.mu.Lock()
-	ps := make([]*Pipeline, 0, len(e.pipelines))
-	for _, p := range e.pipelines {
-		ps = append(ps, p)
-	}
+	ps := slices.Collect(maps.Values(e.pipelines))
 	e.mu.Unlock()
 	sort.Slice(ps, func(i, j int) bool { return ps[i].created.Before(ps[j].created) })
 	out := make([]media.Pipeline, len(ps))
@@ -229,10 +228,7 @@ func (e *Engine) Usage() media.Usage {
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	e.closed = true
-	ps := make([]*Pipeline, 0, len(e.pipelines))
-	for _, p := range e.pipelines {
-		ps = append(ps, p)
-	}
+	ps := slices.Collect(maps.Values(e.pipelines))
 	e.mu.Unlock()
 	for _, p := range ps {
 		p.Release()
