@@ -1,9 +1,7 @@
 package app
 
 import (
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/onair-live/onair/internal/config"
 	"github.com/onair-live/onair/internal/media"
+	"github.com/onair-live/onair/internal/randid"
 	"github.com/onair-live/onair/internal/turn"
 )
 
@@ -141,8 +140,4 @@ func (t *turnRelay) close() error {
 
 // newUser names the holder of one credential: each client that asks gets
 // its own, whose allocations are capped.
-func newUser() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+func newUser() string { return randid.Hex(8) }
