@@ -116,11 +116,11 @@ func offerError(err error) error {
 	case errors.Is(err, media.ErrAlreadyNegotiated):
 		return ErrAlreadySender
 	}
-	return errors.New(ErrKMSNoConnect.Message)
+	return errors.New(ErrNoConnect.Message)
 }
 
 // AddCandidate gives a client's ICE candidate to the endpoint of the session
-// that sent it (the original gave every candidate to the presenter).
+// that sent it, whichever role it has.
 func (s *Service) AddCandidate(sessionID string, c media.Candidate) error {
 	s.mu.Lock()
 	m := s.sessions[sessionID]
