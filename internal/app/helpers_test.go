@@ -1,33 +1,21 @@
 package app_test
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/onair-live/onair/internal/testpeer"
 )
 
-// timeout is the deadline of every wait: generous, because the tests must
-// pass on a loaded two-core machine under the race detector. A healthy
-// server meets it by a wide margin; only a broken one waits it out.
-const timeout = 20 * time.Second
+// The helpers these tests share with the other packages' (see testpeer's
+// want.go), by their short names here.
+const timeout = testpeer.Timeout
 
-// within returns a context that ends after timeout or with the test.
-func within(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// wantStatus fails the test unless r has the status.
-func wantStatus(t testing.TB, r testpeer.Response, status int) {
-	t.Helper()
-	if err := r.Want(status); err != nil {
-		t.Fatal(err)
-	}
-}
+var (
+	within     = testpeer.Within
+	wantStatus = testpeer.WantStatus
+	wantStop   = testpeer.WantStop
+)
 
 // wantAPIError fails the test unless r is the protocol's error with this
 // status, name and code, and a message that starts with the protocol's.
@@ -49,11 +37,7 @@ func wantAPIError(t testing.TB, r testpeer.Response, status int, name string, co
 // rooms returns GET /room/list.
 func rooms(t testing.TB, s *testpeer.Server) []testpeer.Room {
 	t.Helper()
-	rs, err := s.REST.Rooms()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rs
+	return s.Rooms(t)
 }
 
 // pipelines returns GET /media/pipelines.
@@ -91,42 +75,19 @@ func waitRoomCount(t testing.TB, s *testpeer.Server, roomID, count string) {
 // waitNoRooms waits until /room/list is empty.
 func waitNoRooms(t testing.TB, s *testpeer.Server) {
 	t.Helper()
-	var last []testpeer.Room
-	if !testpeer.Eventually(timeout, func() bool {
-		rs, err := s.REST.Rooms()
-		last = rs
-		return err == nil && len(rs) == 0
-	}) {
-		t.Fatalf("/room/list is %+v, want []", last)
-	}
-}
-
-// wantStop waits for the client's stopCommunication with this message.
-func wantStop(t testing.TB, ws *testpeer.WS, who, message string) {
-	t.Helper()
-	m, err := ws.NextWithin(timeout, testpeer.IDStop)
-	if err != nil {
-		t.Fatalf("%s: %v", who, err)
-	}
-	if m.Message != message {
-		t.Errorf("%s: stopCommunication %q, want %q", who, m.Message, message)
-	}
+	s.WaitNoRooms(t)
 }
 
 // wantMedia waits until the viewer has received at least frames whole
 // frames (a keyframe among them) and audio, all intact.
 func wantMedia(t testing.TB, v *testpeer.Viewer, frames int) {
 	t.Helper()
-	if err := v.Peer.WaitMedia(within(t), frames); err != nil {
-		t.Fatalf("viewer %s: %v", v.Email, err)
-	}
+	testpeer.WantMedia(t, "viewer "+v.Email, v.Peer, frames)
 }
 
 // wantMoreMedia waits until the viewer has received frames more whole
 // frames and more audio: the broadcast still reaches it.
 func wantMoreMedia(t testing.TB, v *testpeer.Viewer, frames int) {
 	t.Helper()
-	if err := v.Peer.WaitMoreMedia(within(t), frames); err != nil {
-		t.Fatalf("viewer %s: %v", v.Email, err)
-	}
+	testpeer.WantMoreMedia(t, "viewer "+v.Email, v.Peer, frames)
 }

@@ -260,9 +260,7 @@ func (h *hookSink) String() string {
 // waitFor polls cond until it holds, failing the test after timeout.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	if !testpeer.Eventually(timeout, cond) {
-		t.Fatalf("%s: not within %s", what, timeout)
-	}
+	testpeer.WaitFor(t, timeout, what, cond)
 }
 
 // roomList is GET /room/list as "id:count" strings, or nil on error.

@@ -1,8 +1,6 @@
 package testpeer
 
 import (
-	"time"
-
 	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -77,89 +75,11 @@ func newH264APIParts(withMode0 bool) (*webrtc.MediaEngine, *interceptor.Registry
 // NewH264Publisher is NewPublisher sending H.264 (packetization-mode 1,
 // offered after a mode 0 alternative) and stereo Opus.
 func NewH264Publisher(opts PublisherOptions) (*Publisher, error) {
-	if opts.KeyframeEvery == 0 {
-		opts.KeyframeEvery = 60
-	}
-	if opts.VideoSeqStart == 0 {
-		opts.VideoSeqStart = 65000
-	}
 	m, ir, err := newH264APIParts(true)
 	if err != nil {
 		return nil, err
 	}
-	pr, err := newPeer(m, ir)
-	if err != nil {
-		return nil, err
-	}
-	p := &Publisher{peer: pr, opts: opts, stop: make(chan struct{})}
-	fail := func(err error) (*Publisher, error) {
-		pr.close()
-		return nil, err
-	}
-	p.video, err = webrtc.NewTrackLocalStaticRTP(h264Codec().RTPCodecCapability, "video", "testpeer")
-	if err != nil {
-		return fail(err)
-	}
-	p.audio, err = webrtc.NewTrackLocalStaticRTP(stereoOpusCodec().RTPCodecCapability, "audio", "testpeer")
-	if err != nil {
-		return fail(err)
-	}
-	sendonly := webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}
-	vt, err := pr.pc.AddTransceiverFromTrack(p.video, sendonly)
-	if err != nil {
-		return fail(err)
-	}
-	at, err := pr.pc.AddTransceiverFromTrack(p.audio, sendonly)
-	if err != nil {
-		return fail(err)
-	}
-	p.videoSender, p.audioSender = vt.Sender(), at.Sender()
-	p.wg.Add(3)
-	go func() { defer p.wg.Done(); p.readRTCP(p.videoSender) }()
-	go func() { defer p.wg.Done(); p.readRTCP(p.audioSender) }()
-	go func() { defer p.wg.Done(); p.sendH264() }()
-	return p, nil
-}
-
-// sendH264 is send with H.264 packetization.
-func (p *Publisher) sendH264() {
-	frameTick := time.NewTicker(time.Second / FrameRate)
-	defer frameTick.Stop()
-	audioTick := time.NewTicker(time.Second / AudioRate)
-	defer audioTick.Stop()
-	var n, k uint32
-	vseq, aseq := p.opts.VideoSeqStart, uint16(65500)
-	for {
-		select {
-		case <-p.stop:
-			return
-		case <-frameTick.C:
-			forced := p.forceKey.Swap(false)
-			key := forced || n == 0 || (p.opts.KeyframeEvery > 0 && n%uint32(p.opts.KeyframeEvery) == 0)
-			payloads := packetizeH264(FrameBytes(n, key), key)
-			for i, pl := range payloads {
-				_ = p.video.WriteRTP(&rtp.Packet{Header: rtp.Header{
-					Version: 2, PayloadType: h264PT, SequenceNumber: vseq,
-					Timestamp: videoTSBase + n*frameTicks, Marker: i == len(payloads)-1,
-				}, Payload: pl})
-				vseq++
-				p.videoPackets.Add(1)
-			}
-			p.frames.Add(1)
-			if key {
-				p.keyframes.Add(1)
-			}
-			n++
-		case <-audioTick.C:
-			_ = p.audio.WriteRTP(&rtp.Packet{Header: rtp.Header{
-				Version: 2, PayloadType: opusPT, SequenceNumber: aseq,
-				Timestamp: audioTSBase + k*audioTicks, Marker: k == 0,
-			}, Payload: AudioBytes(k)})
-			aseq++
-			k++
-			p.audioPackets.Add(1)
-		}
-	}
+	return newPublisher(opts, m, ir, h264Codec(), stereoOpusCodec(), packetizeH264)
 }
 
 // packetizeH264 makes the frame one NAL unit and packs it (RFC 6184): a
@@ -190,70 +110,15 @@ func packetizeH264(frame []byte, key bool) [][]byte {
 }
 
 // NewH264ViewerPeer is NewViewerPeer taking H.264 (packetization-mode 1)
-// and stereo Opus. It checks every frame as the VP8 viewer does.
+// and stereo Opus. Each video packet is turned into the VP8 packet that would
+// carry the same frame bytes (h264AsVP8), which it checks as the VP8 viewer
+// does.
 func NewH264ViewerPeer() (*ViewerPeer, error) {
 	m, ir, err := newH264APIParts(false)
 	if err != nil {
 		return nil, err
 	}
-	pr, err := newPeer(m, ir)
-	if err != nil {
-		return nil, err
-	}
-	v := &ViewerPeer{peer: pr, asm: map[uint32]*frameAsm{}, completed: map[uint32]bool{}}
-	recvonly := webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}
-	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if _, err := pr.pc.AddTransceiverFromKind(kind, recvonly); err != nil {
-			pr.close()
-			return nil, err
-		}
-	}
-	pr.pc.OnTrack(v.onH264Track)
-	return v, nil
-}
-
-// onH264Track is onTrack for H.264: each packet is turned into the VP8
-// packet that would carry the same frame bytes, which the VP8 viewer checks.
-func (v *ViewerPeer) onH264Track(track *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
-	v.mu.Lock()
-	if v.closed {
-		v.mu.Unlock()
-		return
-	}
-	v.wg.Add(2)
-	if track.Kind() == webrtc.RTPCodecTypeVideo {
-		v.videoSSRC = uint32(track.SSRC())
-	}
-	v.mu.Unlock()
-	defer v.wg.Done()
-	go func() {
-		defer v.wg.Done()
-		buf := make([]byte, 1500)
-		for {
-			if _, _, err := receiver.Read(buf); err != nil {
-				return
-			}
-		}
-	}()
-	for {
-		pkt, _, err := track.ReadRTP()
-		if err != nil {
-			return
-		}
-		if track.Kind() != webrtc.RTPCodecTypeVideo {
-			v.audio(pkt)
-			continue
-		}
-		if err := h264AsVP8(pkt); err != nil {
-			v.mu.Lock()
-			v.stats.VideoPackets++
-			v.stats.Corrupt++
-			v.fail("seq %d: %v", pkt.SequenceNumber, err)
-			v.mu.Unlock()
-			continue
-		}
-		v.video(pkt)
-	}
+	return newViewerPeer(m, ir, Network{}, h264AsVP8)
 }
 
 // h264AsVP8 rewrites an H.264 packet of packetizeH264 in place into the VP8

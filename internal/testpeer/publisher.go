@@ -42,6 +42,8 @@ type PublisherOptions struct {
 type Publisher struct {
 	*peer
 	opts                     PublisherOptions
+	videoPT, audioPT         uint8
+	packetize                func(frame []byte, key bool) [][]byte // a frame's RTP payloads
 	video, audio             *webrtc.TrackLocalStaticRTP
 	videoSender, audioSender *webrtc.RTPSender
 
@@ -102,30 +104,40 @@ func newAPIParts() (*webrtc.MediaEngine, *interceptor.Registry, error) {
 // NewPublisher makes a publisher, which starts sending once negotiated and
 // connected.
 func NewPublisher(opts PublisherOptions) (*Publisher, error) {
+	m, ir, err := newAPIParts()
+	if err != nil {
+		return nil, err
+	}
+	return newPublisher(opts, m, ir, videoCodec(), audioCodec(), func(frame []byte, _ bool) [][]byte {
+		return packetize(frame)
+	})
+}
+
+// newPublisher makes a publisher of video and audio in the codecs given,
+// whose frames packetize turns into RTP payloads.
+func newPublisher(opts PublisherOptions, m *webrtc.MediaEngine, ir *interceptor.Registry,
+	video, audio webrtc.RTPCodecParameters, packetize func(frame []byte, key bool) [][]byte) (*Publisher, error) {
 	if opts.KeyframeEvery == 0 {
 		opts.KeyframeEvery = 60
 	}
 	if opts.VideoSeqStart == 0 {
 		opts.VideoSeqStart = 65000
 	}
-	m, ir, err := newAPIParts()
-	if err != nil {
-		return nil, err
-	}
 	pr, err := newPeer(m, ir)
 	if err != nil {
 		return nil, err
 	}
-	p := &Publisher{peer: pr, opts: opts, stop: make(chan struct{})}
+	p := &Publisher{peer: pr, opts: opts, stop: make(chan struct{}),
+		videoPT: uint8(video.PayloadType), audioPT: uint8(audio.PayloadType), packetize: packetize}
 	fail := func(err error) (*Publisher, error) {
 		pr.close()
 		return nil, err
 	}
-	p.video, err = webrtc.NewTrackLocalStaticRTP(videoCodec().RTPCodecCapability, "video", "testpeer")
+	p.video, err = webrtc.NewTrackLocalStaticRTP(video.RTPCodecCapability, "video", "testpeer")
 	if err != nil {
 		return fail(err)
 	}
-	p.audio, err = webrtc.NewTrackLocalStaticRTP(audioCodec().RTPCodecCapability, "audio", "testpeer")
+	p.audio, err = webrtc.NewTrackLocalStaticRTP(audio.RTPCodecCapability, "audio", "testpeer")
 	if err != nil {
 		return fail(err)
 	}
@@ -196,10 +208,10 @@ func (p *Publisher) send() {
 		case <-frameTick.C:
 			forced := p.forceKey.Swap(false)
 			key := forced || n == 0 || (p.opts.KeyframeEvery > 0 && n%uint32(p.opts.KeyframeEvery) == 0)
-			payloads := packetize(FrameBytes(n, key))
+			payloads := p.packetize(FrameBytes(n, key), key)
 			for i, pl := range payloads {
 				pkt := &rtp.Packet{Header: rtp.Header{
-					Version: 2, PayloadType: vp8PT, SequenceNumber: vseq,
+					Version: 2, PayloadType: p.videoPT, SequenceNumber: vseq,
 					Timestamp: videoTSBase + n*frameTicks, Marker: i == len(payloads)-1,
 				}, Payload: pl}
 				_ = p.video.WriteRTP(pkt)
@@ -213,7 +225,7 @@ func (p *Publisher) send() {
 			n++
 		case <-audioTick.C:
 			pkt := &rtp.Packet{Header: rtp.Header{
-				Version: 2, PayloadType: opusPT, SequenceNumber: aseq,
+				Version: 2, PayloadType: p.audioPT, SequenceNumber: aseq,
 				Timestamp: audioTSBase + k*audioTicks, Marker: k == 0,
 			}, Payload: AudioBytes(k)}
 			_ = p.audio.WriteRTP(pkt)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -16,6 +17,7 @@ import (
 // what the publisher sent (CheckFrame), and checks every audio packet.
 type ViewerPeer struct {
 	*peer
+	asVP8 func(*rtp.Packet) error // nil for VP8; see newViewerPeer
 
 	mu        sync.Mutex
 	stats     ViewerStats
@@ -82,11 +84,18 @@ func NewViewerPeerOn(n Network) (*ViewerPeer, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newViewerPeer(m, ir, n, nil)
+}
+
+// newViewerPeer makes a viewer peer taking the codecs of m, on n. asVP8,
+// unless nil, rewrites each video packet in place into the VP8 packet that
+// carries the same bytes of the frame, or says why it cannot.
+func newViewerPeer(m *webrtc.MediaEngine, ir *interceptor.Registry, n Network, asVP8 func(*rtp.Packet) error) (*ViewerPeer, error) {
 	pr, err := newPeerOn(m, ir, n)
 	if err != nil {
 		return nil, err
 	}
-	v := &ViewerPeer{peer: pr, asm: map[uint32]*frameAsm{}, completed: map[uint32]bool{}}
+	v := &ViewerPeer{peer: pr, asVP8: asVP8, asm: map[uint32]*frameAsm{}, completed: map[uint32]bool{}}
 	recvonly := webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}
 	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
 		if _, err := pr.pc.AddTransceiverFromKind(kind, recvonly); err != nil {
@@ -125,11 +134,21 @@ func (v *ViewerPeer) onTrack(track *webrtc.TrackRemote, receiver *webrtc.RTPRece
 		if err != nil {
 			return
 		}
-		if track.Kind() == webrtc.RTPCodecTypeVideo {
-			v.video(pkt)
-		} else {
+		if track.Kind() != webrtc.RTPCodecTypeVideo {
 			v.audio(pkt)
+			continue
 		}
+		if v.asVP8 != nil {
+			if err := v.asVP8(pkt); err != nil {
+				v.mu.Lock()
+				v.stats.VideoPackets++
+				v.stats.Corrupt++
+				v.fail("seq %d: %v", pkt.SequenceNumber, err)
+				v.mu.Unlock()
+				continue
+			}
+		}
+		v.video(pkt)
 	}
 }
 

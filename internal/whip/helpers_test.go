@@ -1,33 +1,24 @@
 package whip_test
 
 import (
-	"context"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/onair-live/onair/internal/testpeer"
 )
 
-// timeout bounds every wait: generous, for a loaded two-core machine under
-// the race detector. A healthy server meets it by a wide margin.
-const timeout = 20 * time.Second
+// The helpers these tests share with the other packages' (see testpeer's
+// want.go), by their short names here.
+const timeout = testpeer.Timeout
 
-// within returns a context that ends after timeout or with the test.
-func within(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-func wantStatus(t testing.TB, r testpeer.Response, status int) {
-	t.Helper()
-	if err := r.Want(status); err != nil {
-		t.Fatal(err)
-	}
-}
+var (
+	within        = testpeer.Within
+	wantStatus    = testpeer.WantStatus
+	wantMedia     = testpeer.WantMedia
+	wantMoreMedia = testpeer.WantMoreMedia
+)
 
 // wantRefused checks a refusal: its status, and a plain-text reason that
 // contains every one of words.
@@ -76,11 +67,7 @@ func wantCreated(t testing.TB, r testpeer.Response, kind, room string) {
 // rooms returns GET /signal/room/list.
 func rooms(t testing.TB, s *testpeer.Server) []testpeer.Room {
 	t.Helper()
-	rs, err := s.REST.Rooms()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rs
+	return s.Rooms(t)
 }
 
 // waitRoom waits until the room list shows room as want.
@@ -104,44 +91,13 @@ func waitRoom(t testing.TB, s *testpeer.Server, want testpeer.Room) {
 // waitNoRooms waits until /room/list is empty.
 func waitNoRooms(t testing.TB, s *testpeer.Server) {
 	t.Helper()
-	var last []testpeer.Room
-	if !testpeer.Eventually(timeout, func() bool {
-		rs, err := s.REST.Rooms()
-		last = rs
-		return err == nil && len(rs) == 0
-	}) {
-		t.Fatalf("/room/list is %+v, want []", last)
-	}
-}
-
-// wantMedia waits until a viewer has received frames whole frames (a
-// keyframe among them) and audio, every byte as sent.
-func wantMedia(t testing.TB, who string, v *testpeer.ViewerPeer, frames int) {
-	t.Helper()
-	if err := v.WaitMedia(within(t), frames); err != nil {
-		t.Fatalf("%s: %v", who, err)
-	}
-}
-
-// wantMoreMedia waits until a viewer has received frames more whole frames
-// and more audio: the broadcast still reaches it.
-func wantMoreMedia(t testing.TB, who string, v *testpeer.ViewerPeer, frames int) {
-	t.Helper()
-	if err := v.WaitMoreMedia(within(t), frames); err != nil {
-		t.Fatalf("%s: %v", who, err)
-	}
+	s.WaitNoRooms(t)
 }
 
 // wantStop waits for a WebSocket viewer's stopCommunication.
 func wantStop(t testing.TB, v *testpeer.Viewer) {
 	t.Helper()
-	m, err := v.WS.NextWithin(timeout, testpeer.IDStop)
-	if err != nil {
-		t.Fatalf("%s: %v", v.Email, err)
-	}
-	if m.Message != "Presenter stopped streaming." {
-		t.Errorf("%s: stopCommunication %q", v.Email, m.Message)
-	}
+	testpeer.WantStop(t, v.WS, v.Email, "Presenter stopped streaming.")
 }
 
 // sdpHas reports whether an SDP has a line that starts with prefix.
