@@ -117,12 +117,12 @@ func (s *session) keepAlive(ctx context.Context) {
 // BindTimeout; one being answered now is given another BindTimeout.
 func (s *session) bindTimedOut() {
 	s.mu.Lock()
-	bound, holding := s.room != "" || s.lifeOver, s.holding
-	if !bound && holding {
+	bound, answering := s.room != "" || s.lifeOver, s.answering
+	if !bound && answering {
 		s.bindTimer.Reset(s.srv.cfg.BindTimeout)
 	}
 	s.mu.Unlock()
-	if bound || holding {
+	if bound || answering {
 		return
 	}
 	s.srv.rejected(RejectUnbound)

@@ -45,8 +45,8 @@ type session struct {
 	over     int           // messages refused in a row (reader only)
 
 	mu         sync.Mutex
-	holding    bool                 // an offer is being answered: candidates wait for the answer
-	held       [][]byte             // candidates that wait
+	answering  bool                 // an offer is being answered: the server's candidates wait for the answer
+	buffered   [][]byte             // the server's candidates that wait
 	early      media.CandidateQueue // the client's candidates sent before its offer
 	user, room string               // what the connection signals for, once bound
 
@@ -213,8 +213,8 @@ func (s *session) offer(ctx context.Context, m inbound, respID string) {
 	defer cancel()
 	o := live.Offer{RoomID: m.RoomID, Email: m.Email, SDP: m.SDPOffer}
 	who := s.principal(m.Email)
-	s.hold()
-	defer s.release()
+	s.bufferCandidates()
+	defer s.flushCandidates()
 	var (
 		answer string
 		err    error
@@ -271,8 +271,8 @@ func (s *session) candidate(m inbound) {
 func (s *session) SendCandidate(c media.Candidate) {
 	b := mustJSON(candidateMsg{ID: idIceCandidate, Candidate: c})
 	s.mu.Lock()
-	if s.holding {
-		s.held = append(s.held, b)
+	if s.answering {
+		s.buffered = append(s.buffered, b)
 		s.mu.Unlock()
 		return
 	}
@@ -293,19 +293,21 @@ func (s *session) sendError(text string) {
 	s.send(mustJSON(errorMsg{ID: idError, Message: text}))
 }
 
-func (s *session) hold() {
+// bufferCandidates keeps the server's candidates from the client until
+// flushCandidates: the answer must reach it first.
+func (s *session) bufferCandidates() {
 	s.mu.Lock()
-	s.holding = true
+	s.answering = true
 	s.mu.Unlock()
 }
 
-// release sends the candidates held during an offer.
-func (s *session) release() {
+// flushCandidates sends the candidates buffered during an offer.
+func (s *session) flushCandidates() {
 	s.mu.Lock()
-	held := s.held
-	s.held, s.holding = nil, false
+	buffered := s.buffered
+	s.buffered, s.answering = nil, false
 	s.mu.Unlock()
-	for _, b := range held {
+	for _, b := range buffered {
 		s.send(b)
 	}
 }
