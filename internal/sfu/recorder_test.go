@@ -114,7 +114,10 @@ func TestRefusedRecorder(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return ep.Stats().State == recRefused })
-	if n := len(*up.downs.Load()); n != 1 {
+	up.mu.Lock()
+	n := len(up.downs)
+	up.mu.Unlock()
+	if n != 1 {
 		t.Errorf("%d consumers of the track, want the viewer only", n)
 	}
 	if _, err := ep.ProcessOffer(t.Context(), "v=0"); !errors.Is(err, errRecorderOffer) {

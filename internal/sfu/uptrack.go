@@ -3,6 +3,7 @@ package sfu
 import (
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,7 +50,12 @@ type upTrack struct {
 	haveGOP    bool
 	burst      burstState
 
-	downs atomic.Pointer[[]consumer] // copy-on-write snapshot
+	// downs are the consumers, guarded by mu. A membership change replaces
+	// the slice, never changes it in place, so dispatch can fan a packet out
+	// after unlocking mu. dispatch takes it under mu with the cache: a viewer
+	// that joins gets the cached GOP replay and then the live packets, with
+	// none missed or repeated between them.
+	downs []consumer
 
 	ssrc atomic.Uint32 // the presenter's SSRC, once its first packet arrives
 
@@ -68,7 +74,6 @@ func newUpTrack(ep *Endpoint, kind webrtc.RTPCodecType, c webrtc.RTPCodecParamet
 	}
 	t := &upTrack{ep: ep, kind: kind, codec: c, extensions: exts,
 		isVideo: kind == webrtc.RTPCodecTypeVideo, cache: newPacketCache(size)}
-	t.downs.Store(&[]consumer{})
 	return t
 }
 
@@ -131,7 +136,7 @@ func (t *upTrack) dispatch(p *packet) {
 	if t.rate != nil {
 		t.rate.add(p.header.MarshalSize()+len(p.payload), p.arrival)
 	}
-	downs := *t.downs.Load()
+	downs := t.downs
 	t.mu.Unlock()
 	for _, d := range downs {
 		d.enqueue(p)
@@ -218,11 +223,7 @@ func (t *upTrack) addDown(d consumer) {
 	for _, p := range replay {
 		d.enqueue(p)
 	}
-	old := *t.downs.Load()
-	next := make([]consumer, len(old), len(old)+1)
-	copy(next, old)
-	next = append(next, d)
-	t.downs.Store(&next)
+	t.downs = append(slices.Clip(t.downs), d)
 	t.mu.Unlock()
 	if t.isVideo && len(replay) == 0 {
 		t.requestKeyframe()
@@ -235,24 +236,19 @@ func (t *upTrack) addDown(d consumer) {
 func (t *upTrack) addDownLive(d consumer) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	old := *t.downs.Load()
-	next := make([]consumer, len(old), len(old)+1)
-	copy(next, old)
-	next = append(next, d)
-	t.downs.Store(&next)
+	t.downs = append(slices.Clip(t.downs), d)
 }
 
 func (t *upTrack) removeDown(d consumer) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	old := *t.downs.Load()
-	next := make([]consumer, 0, len(old))
-	for _, x := range old {
+	next := make([]consumer, 0, len(t.downs))
+	for _, x := range t.downs {
 		if x != d {
 			next = append(next, x)
 		}
 	}
-	t.downs.Store(&next)
+	t.downs = next
 }
 
 // lookup returns a cached packet for a retransmission.
