@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -48,9 +49,8 @@ func run(args []string) int {
 		_ = a.Shutdown(context.Background())
 		return 1
 	}
-	if cfg.DebugAddr != "" {
-		go serveDebug(cfg.DebugAddr, log)
-	}
+	debug := startDebug(cfg.DebugAddr, log)
+	defer debug.stop()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	served := make(chan error, 2)
@@ -65,11 +65,14 @@ func run(args []string) int {
 		go func() { served <- a.ServeRedirect(rl) }()
 	}
 	go func() { served <- a.Serve(l) }()
+	code := 0
 	select {
 	case err := <-served:
 		if err != nil {
+			// Shut down all the same: rooms end, recordings close, the
+			// store is left clean.
 			log.Error("server failed", "err", err)
-			return 1
+			code = 1
 		}
 	case <-ctx.Done():
 		log.Info("signal received")
@@ -80,7 +83,7 @@ func run(args []string) int {
 		log.Error("unclean shutdown", "err", err)
 		return 1
 	}
-	return 0
+	return code
 }
 
 func newLogger(cfg config.Config) *slog.Logger {
@@ -95,9 +98,18 @@ func newLogger(cfg config.Config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
-// serveDebug serves the Go profiler for operators (pprof), on its own address
-// so that it is never exposed with the public API.
-func serveDebug(addr string, log *slog.Logger) {
+// debugServer is the Go profiler for operators (pprof), on its own address
+// so that it is never exposed with the public API. A nil one serves nothing.
+type debugServer struct {
+	srv  *http.Server
+	done chan struct{}
+}
+
+// startDebug serves the profiler on addr, or returns nil if addr is empty.
+func startDebug(addr string, log *slog.Logger) *debugServer {
+	if addr == "" {
+		return nil
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -105,8 +117,23 @@ func serveDebug(addr string, log *slog.Logger) {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	log.Warn("profiler listening: do not expose it", "addr", addr)
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	if err := srv.ListenAndServe(); err != nil {
-		log.Error("profiler stopped", "addr", addr, "err", err)
+	d := &debugServer{srv: &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second},
+		done: make(chan struct{})}
+	go func() {
+		defer close(d.done)
+		if err := d.srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("profiler stopped", "addr", addr, "err", err)
+		}
+	}()
+	return d
+}
+
+// stop closes the profiler (a profile being taken is cut short) and waits
+// for it.
+func (d *debugServer) stop() {
+	if d == nil {
+		return
 	}
+	_ = d.srv.Close()
+	<-d.done
 }
