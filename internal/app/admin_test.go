@@ -54,7 +54,7 @@ func TestMediaUsage(t *testing.T) {
 	t.Logf("cpu %.2f%%, memory %.2f%%", cpu, usage(t, srv, "/media/memory"))
 }
 
-// Empty lists are [] (not null), as clients of the original expect.
+// Empty lists are [] (not null), as the protocol's clients expect.
 func TestEmptyListsAreArrays(t *testing.T) {
 	srv := testpeer.StartServer(t, nil)
 	for _, path := range []string{"/room/list", "/media/pipelines", "/media/pipelines/exception"} {

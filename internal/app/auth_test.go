@@ -202,10 +202,10 @@ func TestTokensOnWebSocket(t *testing.T) {
 	}
 }
 
-// In trusted-header mode (no secret) the original's clients work as before,
+// In trusted-header mode (no secret) clients that send only an email header work,
 // the admin API stays open, the start says the server is open, and a
 // socket, once it signals for a user and room, refuses messages for
-// another: the original let one socket act for anyone.
+// another, so that one socket cannot act for anyone.
 func TestTrustedModeBindsSockets(t *testing.T) {
 	srv := testpeer.StartServer(t, nil)
 	if !strings.Contains(srv.Log(), "authentication is off") {
@@ -215,7 +215,7 @@ func TestTrustedModeBindsSockets(t *testing.T) {
 	testpeer.MustPresenter(t, srv, "bob@example.com", "bob-room", testpeer.PresenterOptions{})
 	vic := testpeer.MustViewer(t, srv, "vic@example.com", "ann-room", testpeer.ViewerOptions{})
 	wantMedia(t, vic, 30)
-	if _, err := srv.REST.Pipelines(); err != nil { // no credentials, as the original's clients
+	if _, err := srv.REST.Pipelines(); err != nil { // no credentials, as that mode's clients
 		t.Errorf("admin API in trusted mode: %v", err)
 	}
 

@@ -189,7 +189,7 @@ func TestPresenterMediaDrop(t *testing.T) {
 }
 
 // DELETE /room/live ends a room whose presenter has not opened its
-// WebSocket yet (the original answered NO_SESSION); a viewer who joined and
+// WebSocket yet (rather than answering NO_SESSION); a viewer who joined and
 // offered meanwhile is told, and its offer, waiting for the presenter's, is
 // rejected.
 func TestEndBeforePresenterConnects(t *testing.T) {

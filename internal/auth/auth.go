@@ -1,7 +1,7 @@
 // Package auth says who a caller is and what they may do. It verifies and
 // mints the tokens onair accepts (JWT, HS256, signed with a secret the
-// operator configures), and turns a token's claims, or in the original's
-// trusted-header mode the caller's `email` header, into a Principal: a
+// operator configures), and turns a token's claims, or in trusted-header
+// mode (no secret) the caller's `email` header, into a Principal: a
 // subject with grants (publish, view, admin), optionally scoped to one room.
 //
 // It knows nothing of HTTP: transports find the token (a header, a query

@@ -4,8 +4,8 @@ import "strings"
 
 // Authenticator turns what a request carries into a Principal, in one of
 // two modes: with a Verifier, a valid token is required and the email
-// header is ignored; without one (trusted-header mode, the original's),
-// the email header is believed.
+// header is ignored; without one (trusted-header mode, for clients that
+// only send an email header), the email header is believed.
 type Authenticator struct {
 	v *Verifier // nil: trusted-header mode
 }
@@ -27,8 +27,8 @@ func (a *Authenticator) Authenticate(token, email string) (Principal, error) {
 }
 
 // Admin reports whether p may use the admin API: with tokens on, only an
-// admin grant does; in trusted-header mode the admin API stays open, as
-// the original's was (its clients call it without credentials).
+// admin grant does; in trusted-header mode the admin API stays open (the
+// clients of that mode call it without credentials).
 func (a *Authenticator) Admin(p Principal) bool { return a.Open() || p.IsAdmin() }
 
 // TokenFrom picks the token out of what a request carries: an

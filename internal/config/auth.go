@@ -14,7 +14,7 @@ import (
 
 // Auth is who may do what. With a signing secret, every request needs a
 // token (JWT, HS256) and the email header is ignored; without one, onair
-// trusts the email header as the original did.
+// trusts the email header (trusted-header mode).
 type Auth struct {
 	// AuthSecret signs and verifies tokens; AuthSecretFile names a file of
 	// secrets, one a line, the first current and the others still accepted

@@ -11,8 +11,8 @@ import (
 type Record struct {
 	// RecordDir, when set, records every broadcast into this directory.
 	RecordDir string
-	// RecordHookURL is posted each finished recording (the original's
-	// upload notification).
+	// RecordHookURL is posted each finished recording (the upload
+	// notification).
 	RecordHookURL string
 }
 

@@ -64,8 +64,8 @@ func (a *api) authenticated(next http.HandlerFunc) http.HandlerFunc {
 }
 
 // admin serves next only to admins: callers whose token has the admin
-// grant. In trusted-header mode the admin API stays open, as the
-// original's was (its clients call it without credentials).
+// grant. In trusted-header mode the admin API stays open (that mode's
+// clients call it without credentials).
 func (a *api) admin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		who, ok := a.authenticate(w, r)

@@ -1,5 +1,5 @@
-// Package httpapi serves onair's REST API under the base path (PROTOCOL.md:
-// rooms, the media admin API, health), mounts the signalling WebSocket and
+// Package httpapi serves onair's REST API under the base path (rooms, the
+// media admin API, health; docs/protocol.md), mounts the signalling WebSocket and
 // the demo page, and maps domain errors to the protocol's error bodies. It is
 // a thin transport: it holds no broadcast state.
 package httpapi

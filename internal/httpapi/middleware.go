@@ -8,7 +8,7 @@ import (
 )
 
 // cors lets browser pages and players on the allowed origins (any, by
-// default, as the original's browser page needed) call the API and read the
+// default, so that a page served from anywhere works) call the API and read the
 // WHIP/WHEP response headers. A request from another origin is refused
 // with 403, the WebSocket's upgrade included.
 func (a *api) cors(next http.Handler) http.Handler {

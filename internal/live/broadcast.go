@@ -74,7 +74,7 @@ func (s *Service) StartBroadcast(ctx context.Context, who auth.Principal, req St
 	if err != nil {
 		s.log.Error("cannot create pipeline", "room", r.id, "err", err)
 		s.mediaError("cannot create a pipeline for room "+r.id, err)
-		return fail(ErrKMSNoPipeline.Wrap(err))
+		return fail(ErrNoPipeline.Wrap(err))
 	}
 	defer s.markPending(pl.ID(), false)
 	m := &member{email: email, roomID: r.id, role: store.RolePresenter}
@@ -83,7 +83,7 @@ func (s *Service) StartBroadcast(ctx context.Context, who auth.Principal, req St
 		pl.Release()
 		s.log.Error("cannot create presenter endpoint", "room", r.id, "err", err)
 		s.mediaError("cannot create the presenter's endpoint in room "+r.id, err)
-		return fail(ErrKMSNoEndpoint.Wrap(err))
+		return fail(ErrNoEndpoint.Wrap(err))
 	}
 	defer s.markPending(ep.ID(), false)
 	m.endpoint = ep
@@ -127,8 +127,8 @@ func (s *Service) newEndpoint(pl media.Pipeline, role media.Role, m *member, r *
 }
 
 // EndBroadcast ends the presenter's room: every viewer is told, every
-// endpoint and the pipeline are released, the room is removed. Unlike the
-// original, it works before the presenter has opened its WebSocket. Only
+// endpoint and the pipeline are released, the room is removed. It works
+// even before the presenter has opened its WebSocket. Only
 // the presenter ends a room: who's own, which needs the publish grant.
 func (s *Service) EndBroadcast(ctx context.Context, who auth.Principal) error {
 	email := who.Subject
@@ -267,7 +267,7 @@ func (s *Service) Join(ctx context.Context, who auth.Principal, roomID string) (
 	if err != nil {
 		s.log.Error("cannot create viewer endpoint", "room", roomID, "viewer", email, "err", err)
 		s.mediaError("cannot create a viewer's endpoint in room "+roomID, err)
-		return RoomInfo{}, ErrKMSNoEndpoint.Wrap(err)
+		return RoomInfo{}, ErrNoEndpoint.Wrap(err)
 	}
 	defer s.markPending(ep.ID(), false)
 	m.endpoint = ep

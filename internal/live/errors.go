@@ -18,8 +18,8 @@ const (
 	KindTooMany      // a rate or a limit was exceeded: try again later
 )
 
-// Error is a domain error with the protocol's name, code and message
-// (PROTOCOL.md's error table). Detail, when set, says what exactly went wrong;
+// Error is a domain error with the protocol's name, code and message (the
+// error table of docs/protocol.md). Detail, when set, says what exactly went wrong;
 // it is logged and shown to the client after the protocol's message.
 type Error struct {
 	Name    string
@@ -64,18 +64,18 @@ func (e *Error) Wrap(err error) *Error {
 	return &c
 }
 
-// The protocol's errors (PROTOCOL.md), and the few onair adds.
+// The protocol's errors (docs/protocol.md), and the few onair adds.
 var (
-	ErrKMSNoPipeline      = &Error{Name: "KMS_NO_PIPELINE", Code: 5001, Message: "KMS can't create new media pipeline.", Kind: KindInternal}
-	ErrKMSNoEndpoint      = &Error{Name: "KMS_NO_ENDPOINT", Code: 5002, Message: "KMS can't create new webRtcEndpoint.", Kind: KindInternal}
-	ErrKMSReleaseEndpoint = &Error{Name: "KMS_RELEASE_ENDPOINT", Code: 5003, Message: "KMS can't release webRtcEndpoint.", Kind: KindInternal}
-	ErrKMSReleasePipeline = &Error{Name: "KMS_RELEASE_PIPELINE", Code: 5004, Message: "KMS can't release media pipeline.", Kind: KindInternal}
-	ErrKMSNoConnect       = &Error{Name: "KMS_NO_CONNECT", Code: 5007, Message: "KMS can't connect to presenter endpoint.", Kind: KindInternal}
-	ErrNoUser             = &Error{Name: "NO_USER", Code: 5101, Message: "User not exists.", Kind: KindBadRequest}
-	ErrNoRoom             = &Error{Name: "NO_ROOM", Code: 5102, Message: "ROOM not exists.", Kind: KindBadRequest}
-	ErrAlreadyIn          = &Error{Name: "ALREADY_IN", Code: 5103, Message: "You already in streaming.", Kind: KindConflict}
-	ErrAlreadyOut         = &Error{Name: "ALREADY_OUT", Code: 5104, Message: "You already left streaming.", Kind: KindConflict}
-	ErrNoSession          = &Error{Name: "NO_SESSION", Code: 5105, Message: "WebSocket Session Id not exists.", Kind: KindBadRequest}
+	ErrNoPipeline      = &Error{Name: "KMS_NO_PIPELINE", Code: 5001, Message: "KMS can't create new media pipeline.", Kind: KindInternal}
+	ErrNoEndpoint      = &Error{Name: "KMS_NO_ENDPOINT", Code: 5002, Message: "KMS can't create new webRtcEndpoint.", Kind: KindInternal}
+	ErrReleaseEndpoint = &Error{Name: "KMS_RELEASE_ENDPOINT", Code: 5003, Message: "KMS can't release webRtcEndpoint.", Kind: KindInternal}
+	ErrReleasePipeline = &Error{Name: "KMS_RELEASE_PIPELINE", Code: 5004, Message: "KMS can't release media pipeline.", Kind: KindInternal}
+	ErrNoConnect       = &Error{Name: "KMS_NO_CONNECT", Code: 5007, Message: "KMS can't connect to presenter endpoint.", Kind: KindInternal}
+	ErrNoUser          = &Error{Name: "NO_USER", Code: 5101, Message: "User not exists.", Kind: KindBadRequest}
+	ErrNoRoom          = &Error{Name: "NO_ROOM", Code: 5102, Message: "ROOM not exists.", Kind: KindBadRequest}
+	ErrAlreadyIn       = &Error{Name: "ALREADY_IN", Code: 5103, Message: "You already in streaming.", Kind: KindConflict}
+	ErrAlreadyOut      = &Error{Name: "ALREADY_OUT", Code: 5104, Message: "You already left streaming.", Kind: KindConflict}
+	ErrNoSession       = &Error{Name: "NO_SESSION", Code: 5105, Message: "WebSocket Session Id not exists.", Kind: KindBadRequest}
 
 	// Added by onair.
 	ErrBadRequest  = &Error{Name: "BAD_REQUEST", Code: 4000, Message: "The request is not valid.", Kind: KindBadRequest}

@@ -1,6 +1,6 @@
 // Package loadtest is `onair loadtest`: it loads an onair server with one
 // publisher of synthetic media (H.264 or VP8, and Opus) and N receive-only
-// viewers that join at a set rate over the original WebSocket protocol or
+// viewers that join at a set rate over the REST + WebSocket protocol or
 // WHEP (or read its Low-Latency HLS: hls.go), and reports what the viewers got (connections, loss, time to first
 // packet and keyframe, forwarding latency) and what it cost the server and
 // the tool itself (CPU, RSS), as a table and as JSON lines.

@@ -264,7 +264,7 @@ func TestListAndOpen(t *testing.T) {
 	}
 }
 
-// The upload hook is posted the original's fields and the file's, and
+// The upload hook is posted the broadcast's fields and the file's, and
 // retried with backoff until it is taken.
 func TestUploadHook(t *testing.T) {
 	var (

@@ -14,8 +14,8 @@ import (
 	"github.com/onair-live/onair/internal/waitgroup"
 )
 
-// hookBody is what the upload hook is posted: the original's fields, and
-// the file.
+// hookBody is what the upload hook is posted: the broadcast's fields, and
+// the file's.
 type hookBody struct {
 	LiveSessionID string   `json:"liveSessionId"`
 	RoomID        string   `json:"roomId"`

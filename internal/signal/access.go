@@ -15,8 +15,8 @@ import (
 // Access on the WebSocket. With tokens on, a connection is bound to its
 // token's subject when it opens; without, to the user and room of its first
 // accepted offer. Either way it then acts for that user and room only: a
-// message for another is refused (the original accepted any email and
-// roomId in any message, so one socket could act for anyone). Each
+// message for another is refused, so that one socket cannot act for
+// anyone by naming them in its messages' email and roomId. Each
 // connection's messages are rate-limited; a sustained flood closes it.
 
 // Reasons of the refusals made here, for Config.OnRejected.

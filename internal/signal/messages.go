@@ -47,8 +47,8 @@ type stopMsg struct {
 }
 
 // errorMsg is onair's answer to a message it cannot act on (malformed JSON,
-// unknown id, oversized frame, a candidate for no session). The original
-// server sent nothing; kurento-utils clients ignore unknown ids.
+// unknown id, oversized frame, a candidate for no session). Clients that
+// do not know this id (kurento-utils ones) ignore it.
 type errorMsg struct {
 	ID      string `json:"id"`
 	Message string `json:"message"`

@@ -1,6 +1,6 @@
-// Package signal serves the original protocol's WebSocket (/ws): SDP offers
-// and answers, trickled ICE candidates and stopCommunication, one JSON object
-// per text frame (PROTOCOL.md). It is a thin transport: it parses, calls the
+// Package signal serves the signalling WebSocket (/ws): SDP offers and
+// answers, trickled ICE candidates and stopCommunication, one JSON object
+// per text frame (docs/protocol.md). It is a thin transport: it parses, calls the
 // broadcast domain and renders the result, and holds no broadcast state beyond
 // the connections it serves.
 package signal
@@ -38,7 +38,7 @@ type Config struct {
 	// WriteTimeout: a client that does not read for this long is dropped.
 	WriteTimeout time.Duration
 	// OriginPatterns are the origins allowed to open the WebSocket besides
-	// the server's own (empty: any origin, as the original allowed).
+	// the server's own (empty: any origin).
 	OriginPatterns []string
 	Logger         *slog.Logger
 
@@ -107,7 +107,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	opts := &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled}
 	if len(s.cfg.OriginPatterns) == 0 {
-		opts.InsecureSkipVerify = true // any origin, as the original server allowed
+		opts.InsecureSkipVerify = true // any origin: no pattern was configured
 	} else {
 		opts.OriginPatterns = s.cfg.OriginPatterns
 	}

@@ -12,7 +12,7 @@ import (
 // connected: generous, for a loaded machine under the race detector.
 const ConnectTimeout = 30 * time.Second
 
-// Presenter is a presenter as the original client behaves: it creates its
+// Presenter is a presenter as a client of the protocol behaves: it creates its
 // room over REST, opens the WebSocket, offers its media and streams.
 type Presenter struct {
 	Email, RoomID string
@@ -76,7 +76,7 @@ func (p *Presenter) Drop() {
 	p.Peer.Close()
 }
 
-// Viewer is a viewer as the original client behaves: it joins over REST,
+// Viewer is a viewer as a client of the protocol behaves: it joins over REST,
 // opens the WebSocket, offers to receive and watches.
 type Viewer struct {
 	Email, RoomID string

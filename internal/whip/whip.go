@@ -1,5 +1,5 @@
 // Package whip serves WHIP ingest (RFC 9725) and WHEP playback
-// (draft-ietf-wish-whep) on the same rooms as the original protocol: a room
+// (draft-ietf-wish-whep) on the same rooms as the REST + WebSocket protocol: a room
 // published over WHIP is listed, watched and counted like any other.
 //
 // It is a transport: it parses HTTP, calls the broadcast domain and renders

@@ -13,7 +13,7 @@ import (
 )
 
 // An encoder publishes over WHIP; two players watch over WHEP and a fan over
-// the original WebSocket protocol, all at once, and each gets every frame
+// the REST + WebSocket protocol, all at once, and each gets every frame
 // exactly as sent. DELETE of a WHEP session is a leave; DELETE of the WHIP
 // session ends the room as a WebSocket end does: the fan hears
 // stopCommunication and everything is released.

@@ -1,5 +1,5 @@
 // onair.js: a browser client of the onair signal server, speaking the
-// protocol of PROTOCOL.md exactly: REST under the base path with the `email`
+// protocol of docs/protocol.md exactly: REST under the base path with the `email`
 // header, and one WebSocket (`{base}/ws`) per WebRTC session carrying the SDP
 // offer/answer and trickled ICE candidates both ways. It owns no page state;
 // app.js drives it.
