@@ -37,6 +37,8 @@ type Config struct {
 	// TCPMuxPort, when set, also offers passive ICE-TCP candidates on this
 	// one TCP port (tcp.go): a fallback for peers whose UDP is blocked.
 	TCPMuxPort int
+	// TCPMaxConns bounds the connections TCPMuxPort holds at once (0: 4096).
+	TCPMaxConns int
 	// PublicIPs are advertised as host candidates in place of local ones (NAT 1:1).
 	PublicIPs []string
 	// Loopback offers loopback candidates (tests and local demos).
@@ -90,7 +92,8 @@ type Engine struct {
 	log     *slog.Logger
 	setting webrtc.SettingEngine
 	udpMux  ice.UDPMux
-	tcpMux  ice.TCPMux // nil without Config.TCPMuxPort
+	tcpMux  ice.TCPMux   // nil without Config.TCPMuxPort
+	tcpCap  *capListener // the listener of tcpMux: tcp.go
 	sampler *sysstat.Sampler
 	batches *udpbatch.Buffers // lent to viewers' sockets while they batch sends
 	stats   engineStats       // totals of released endpoints: stats.go
