@@ -114,6 +114,9 @@ func (v *viewer) hlsGet(ctx context.Context, name string, q url.Values) ([]byte,
 		return nil, err
 	}
 	req.Header.Set("User-Agent", "onair-loadtest/"+v.email)
+	if tok := v.r.c.tokens.of(v.email); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 	resp, err := v.hlsHTTP.Do(req)
 	if err != nil {
 		return nil, err
