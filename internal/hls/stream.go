@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +44,7 @@ type stream struct {
 	requestKeyframe func()
 	origin          int64 // arrival of the first packet (ns since the epoch)
 	waitKey         bool
+	keyAt, askedAt  int64 // arrival of the last keyframe, and of our last ask for one
 
 	mu      sync.Mutex
 	clients map[string]int64 // viewer key to its last playlist request (ns)
@@ -92,7 +92,6 @@ func (st *stream) Start(tracks []media.Track, requestKeyframe func()) error {
 	st.tracks = make([]*trackIn, len(tracks))
 	var out []*gohlslib.Track
 	haveVideo, haveAudio := false, false
-	leading := ""
 	for i, t := range tracks {
 		in := &trackIn{mime: t.MimeType, video: t.Kind == "video", depak: record.NewDepacketizer(t)}
 		switch {
@@ -104,7 +103,7 @@ func (st *stream) Start(tracks []media.Track, requestKeyframe func()) error {
 			}
 			haveVideo, in.clock = true, 90000
 			in.out = &gohlslib.Track{Codec: videoCodec(t.MimeType), ClockRate: 90000}
-			leading = "video" + strconv.Itoa(len(out)+1) + "_stream.m3u8" // gohlslib's name
+
 		case !in.video && !haveAudio && strings.EqualFold(t.MimeType, codec.Opus):
 			haveAudio, in.clock = true, 48000
 			in.out = &gohlslib.Track{Codec: &codecs.Opus{ChannelCount: 2}, ClockRate: 48000}
@@ -112,7 +111,13 @@ func (st *stream) Start(tracks []media.Track, requestKeyframe func()) error {
 			continue
 		}
 		st.tracks[i] = in
-		out = append(out, in.out)
+		if in.video {
+			// The video first: gohlslib's multivariant playlist waits for
+			// its first track's content, and names it video1.
+			out = append([]*gohlslib.Track{in.out}, out...)
+		} else {
+			out = append(out, in.out)
+		}
 	}
 	if len(out) == 0 {
 		st.startErr = errors.New("this room has no track that HLS can carry")
@@ -128,7 +133,7 @@ func (st *stream) Start(tracks []media.Track, requestKeyframe func()) error {
 		PartMinDuration:    st.srv.cfg.Part,
 		Tracks:             out,
 		OnEncodeError: func(err error) {
-			st.log.Debug("HLS muxer skipped a frame", "err", err)
+			st.log.Debug("HLS muxer", "err", err)
 		},
 	}
 	if err := m.Start(); err != nil {
@@ -137,7 +142,8 @@ func (st *stream) Start(tracks []media.Track, requestKeyframe func()) error {
 		return st.startErr
 	}
 	st.muxer = m
-	if leading == "" {
+	leading := "video1_stream.m3u8" // gohlslib's names
+	if !haveVideo {
 		leading = "audio1_stream.m3u8"
 	}
 	st.poller = newPoller(st, leading)
@@ -192,6 +198,7 @@ func (st *stream) frame(in *trackIn, f record.Frame, lost bool) {
 			}
 			st.waitKey = false
 		}
+		st.keyframeDue(f)
 	}
 	if !in.based {
 		in.based = true
@@ -225,6 +232,22 @@ func (st *stream) frame(in *trackIn, f record.Frame, lost bool) {
 	}
 	if err != nil {
 		st.log.Debug("HLS muxer refused a frame", "codec", in.mime, "err", err)
+	}
+}
+
+// keyframeDue asks the presenter for a keyframe once a segment's length
+// has passed since the last: a segment starts at a keyframe, and browsers
+// send one only when asked (then never, past the first). The engine
+// throttles the asks; rooms without HLS viewers are not asked.
+func (st *stream) keyframeDue(f record.Frame) {
+	if f.Key {
+		st.keyAt = f.Arrival
+		return
+	}
+	seg := int64(st.srv.cfg.Segment)
+	if f.Arrival-st.keyAt >= seg-seg/10 && f.Arrival-st.askedAt >= seg/2 {
+		st.askedAt = f.Arrival
+		st.requestKeyframe()
 	}
 }
 
