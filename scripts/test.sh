@@ -4,6 +4,7 @@
 # for the browser tests, iproute2 for the loopback-only network namespace,
 # redis-server for the Redis store and the multi-process tests, ffmpeg for the
 # recording tests),
+# installs hls.js from npm for the HLS browser test,
 # then runs go vet, gofmt, `go test -race ./...`, each fuzz target for a
 # bounded number of inputs and, when ONAIR_CONFORMANCE_CLIENT names it, the
 # independent conformance client against a real onair.
@@ -68,6 +69,15 @@ isolated() {
     "$@"
   fi
 }
+
+# hls.js for the browser test of the HLS tier (internal/browsertest), from
+# npm now: nothing can be downloaded inside the namespace. Not committed:
+# node_modules/ is ignored.
+if command -v npm >/dev/null 2>&1; then
+  log "npm install hls.js"
+  npm install --no-save --no-package-lock --no-audit --no-fund --silent \
+    --prefix internal/browsertest/testdata hls.js@1.7.4
+fi
 
 log "go test -race ./..."
 isolated go test -race -count=1 -timeout 20m "$@" ./...

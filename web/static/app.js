@@ -8,6 +8,7 @@
 // room (or /?whep=<room>) plays it as a WHEP player does.
 
 import { Api, ApiError, Session, WhipSession, tokenSubject } from './onair.js';
+import { HlsPlayer, hlsUrl } from './hls.js';
 
 const POLL_MS = 2000;
 const $ = (sel) => document.querySelector(sel);
@@ -213,9 +214,15 @@ function roomCard(room) {
     const clickedAt = performance.now();
     watchWhep(li.dataset.roomId, clickedAt);
   });
+  const hls = document.createElement('button');
+  hls.type = 'button';
+  hls.className = 'watch-hls secondary';
+  hls.textContent = 'HLS';
+  hls.title = 'Watch over Low-Latency HLS, as a CDN audience does (2–3 s behind)';
+  hls.addEventListener('click', () => watchHls(li.dataset.roomId, performance.now()));
   const actions = document.createElement('div');
   actions.className = 'actions';
-  actions.append(btn, whep);
+  actions.append(btn, whep, hls);
   li.append(img, body, actions);
   return li;
 }
@@ -597,6 +604,39 @@ async function watchWhep(roomId, clickedAt = performance.now()) {
     if (state.watching !== w) return;
     session.close();
     setWatch(w, 'failed', messageFor(err));
+  }
+}
+
+// watchHls plays a room over Low-Latency HLS, where the browser can
+// (natively, or with hls.js on the page). No seat is taken: HLS viewers
+// are not in the room's count.
+async function watchHls(roomId, clickedAt = performance.now()) {
+  if (state.presenting) {
+    banner('You are live: end your broadcast to watch another one.');
+    return;
+  }
+  if (state.watching) await leave();
+  if (state.watching) return;
+  const w = { email: null, roomId, session: null, state: 'connecting', clickedAt, joinMs: null, joined: false, hls: true };
+  openPlayer(w);
+  if (!HlsPlayer.canPlay(el.remote)) {
+    setWatch(w, 'failed', 'This browser cannot play HLS without hls.js: open the HLS address in Safari or a player.');
+    return;
+  }
+  setWatch(w, 'connecting', 'Loading the HLS stream…');
+  el.remote.srcObject = null;
+  const player = new HlsPlayer(el.remote, hlsUrl(roomId, state.api.token));
+  w.session = player;
+  player.addEventListener('failed', (e) => {
+    if (state.watching === w) setWatch(w, 'failed', e.detail);
+  });
+  try {
+    await player.start();
+    if (state.watching === w) play(w);
+  } catch (err) {
+    if (state.watching !== w) return;
+    player.close();
+    setWatch(w, 'failed', err.message);
   }
 }
 

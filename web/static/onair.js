@@ -126,7 +126,7 @@ export class Session extends EventTarget {
     });
     if (this.role === 'presenter') {
       const tracks = [...this.stream.getAudioTracks(), ...this.stream.getVideoTracks()];
-      for (const track of tracks) pc.addTransceiver(track, { direction: 'sendonly', streams: [this.stream] });
+      for (const track of tracks) preferH264(pc.addTransceiver(track, { direction: 'sendonly', streams: [this.stream] }));
     } else {
       pc.addTransceiver('audio', { direction: 'recvonly' });
       pc.addTransceiver('video', { direction: 'recvonly' });
@@ -320,7 +320,7 @@ export class WhipSession extends EventTarget {
     });
     if (this.kind === 'whip') {
       const tracks = [...this.stream.getAudioTracks(), ...this.stream.getVideoTracks()];
-      for (const track of tracks) pc.addTransceiver(track, { direction: 'sendonly', streams: [this.stream] });
+      for (const track of tracks) preferH264(pc.addTransceiver(track, { direction: 'sendonly', streams: [this.stream] }));
     } else {
       pc.addTransceiver('audio', { direction: 'recvonly' });
       pc.addTransceiver('video', { direction: 'recvonly' });
@@ -424,6 +424,22 @@ export class WhipSession extends EventTarget {
 // tokenSubject is the subject (the protocol's email) a token names, read
 // without checking its signature (the server does that), or '' if it is
 // not a token.
+// preferH264 puts H.264 first among a video sender's codecs, when the
+// browser offers it: an H.264 broadcast also reaches the HLS tier and is
+// recorded to MP4. Other codecs stay as fallbacks.
+export function preferH264(transceiver) {
+  const caps = window.RTCRtpSender && RTCRtpSender.getCapabilities && RTCRtpSender.getCapabilities('video');
+  if (!caps || transceiver.sender.track?.kind !== 'video' || !transceiver.setCodecPreferences) return;
+  const isH264 = (c) => c.mimeType.toLowerCase() === 'video/h264';
+  const h264 = caps.codecs.filter(isH264);
+  if (h264.length === 0) return;
+  // Constrained Baseline with packetization-mode 1 first: what every
+  // player (and iOS) decodes.
+  const rank = (c) => (/profile-level-id=42e0/.test(c.sdpFmtpLine || '') ? 0 : 1) + (/packetization-mode=1/.test(c.sdpFmtpLine || '') ? 0 : 2);
+  h264.sort((a, b) => rank(a) - rank(b));
+  transceiver.setCodecPreferences([...h264, ...caps.codecs.filter((c) => !isH264(c))]);
+}
+
 export function tokenSubject(token) {
   try {
     const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
