@@ -146,8 +146,10 @@ func TestHLSEndToEnd(t *testing.T) {
 	}
 	c.Close()
 	mu.Lock()
-	wantContinuous(t, "video", video, 90000, 200*time.Millisecond)
-	wantContinuous(t, "opus", opus, 48000, 100*time.Millisecond)
+	// A gap is at most one part (the client, on a loaded machine, may
+	// give up one); a stall at a segment boundary (1-2 s) is not allowed.
+	wantContinuous(t, "video", video, 90000, 500*time.Millisecond)
+	wantContinuous(t, "opus", opus, 48000, 500*time.Millisecond)
 	mu.Unlock()
 
 	checkPlaylists(t, base)
