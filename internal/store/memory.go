@@ -198,6 +198,18 @@ func (m *Memory) BindSession(_ context.Context, email, sessionID string) error {
 	return nil
 }
 
+func (m *Memory) MoveViewer(_ context.Context, roomID, email, node, endpointID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u, ok := m.users[email]
+	if !ok || u.RoomID != roomID || u.Role != RoleViewer {
+		return ErrNotFound
+	}
+	u.Node, u.EndpointID = node, endpointID
+	m.users[email] = u
+	return nil
+}
+
 func (m *Memory) Heartbeat(_ context.Context, owner string, ttl time.Duration) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -71,6 +71,13 @@ func NewRedis(rawURL, prefix string) (*Redis, error) {
 // Addr is the Redis server's address (without credentials).
 func (s *Redis) Addr() string { return s.addr }
 
+// Client is the Redis client, for the cluster's own keys (internal/cluster)
+// under the same prefix.
+func (s *Redis) Client() *redis.Client { return s.rdb }
+
+// RoomKey is the key of a room's record, for scripts that read it.
+func (s *Redis) RoomKey(id string) string { return s.roomKey(id) }
+
 // Prefix is the prefix of every key of this store.
 func (s *Redis) Prefix() string { return s.prefix }
 
@@ -167,7 +174,7 @@ func (s *Redis) DeleteRoom(ctx context.Context, id, pipelineID string) ([]User, 
 func (s *Redis) AddViewer(ctx context.Context, roomID string, u User) (Room, error) {
 	res, err := addViewerScript.Run(ctx, s.rdb,
 		[]string{s.roomKey(roomID), s.viewersKey(roomID), s.userKey(u.Email)},
-		roomID, u.Email, u.EndpointID, u.SessionID).Result()
+		roomID, u.Email, u.EndpointID, u.SessionID, u.Node).Result()
 	if err != nil {
 		return Room{}, s.fail(err)
 	}
@@ -192,7 +199,7 @@ func (s *Redis) User(ctx context.Context, email string) (User, error) {
 		return User{}, ErrNotFound
 	}
 	return User{Email: email, RoomID: h["room"], Role: Role(h["role"]), EndpointID: h["endpoint"],
-		SessionID: h["session"]}, nil
+		SessionID: h["session"], Node: h["node"]}, nil
 }
 
 func (s *Redis) Viewers(ctx context.Context, roomID string) ([]User, error) {
@@ -207,6 +214,10 @@ func (s *Redis) Viewers(ctx context.Context, roomID string) ([]User, error) {
 
 func (s *Redis) BindSession(ctx context.Context, email, sessionID string) error {
 	return s.fail(bindSessionScript.Run(ctx, s.rdb, []string{s.userKey(email)}, sessionID).Err())
+}
+
+func (s *Redis) MoveViewer(ctx context.Context, roomID, email, node, endpointID string) error {
+	return s.fail(moveViewerScript.Run(ctx, s.rdb, []string{s.userKey(email)}, roomID, node, endpointID).Err())
 }
 
 // Heartbeat sets the owner's key with a TTL and reads its old value in one
@@ -271,16 +282,16 @@ func roomOf(id string, fields []any, count any) Room {
 		PipelineID: f["pipeline"], CreatedAt: parseTime(f["createdAt"]), Owner: f["owner"], Viewers: int(n)}
 }
 
-// usersOf makes viewers of a reply of {email, endpoint, session} triples.
+// usersOf makes viewers of a reply of {email, endpoint, session, node}.
 func usersOf(roomID string, res any) []User {
 	out := []User{}
 	for _, e := range list(res) {
 		l := list(e)
-		if len(l) != 3 {
+		if len(l) != 4 {
 			continue
 		}
 		out = append(out, User{Email: str(l[0]), RoomID: roomID, Role: RoleViewer,
-			EndpointID: str(l[1]), SessionID: str(l[2])})
+			EndpointID: str(l[1]), SessionID: str(l[2]), Node: str(l[3])})
 	}
 	return out
 }

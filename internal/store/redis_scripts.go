@@ -13,7 +13,7 @@ import "github.com/redis/go-redis/v9"
 //	P rooms           hash: room id -> presenter email (the index of rooms)
 //	P room:{id}       hash: title, profileUrl, presenter, pipeline, createdAt, owner
 //	P viewers:{id}    set of viewer emails
-//	P user:{email}    hash: room, role, endpoint, session
+//	P user:{email}    hash: room, role, endpoint, session, node (viewers in a cluster)
 //	P owner:{owner}   string with a TTL: the owner's heartbeat
 //
 // Scripts build user, room and viewer keys of other rooms from the prefix
@@ -36,8 +36,8 @@ return 'OK'
 `)
 
 // deleteRoom: KEYS rooms, room, viewers; ARGV id, pipeline (empty for any),
-// prefix of user keys. Replies with {email, endpoint, session} of each viewer
-// removed. When the room's record is gone (deleted by hand), what is left of
+// prefix of user keys. Replies with {email, endpoint, session, node} of each
+// viewer removed. When the room's record is gone (deleted by hand), what is left of
 // it (index entry, viewer set, user records that still point at it) is
 // removed all the same, and the reply is ONAIR_NOTFOUND.
 var deleteRoomScript = redis.NewScript(`
@@ -54,9 +54,9 @@ end
 local out = {}
 for _, email in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   local key = ARGV[3] .. email
-  local u = redis.call('HMGET', key, 'room', 'role', 'endpoint', 'session')
+  local u = redis.call('HMGET', key, 'room', 'role', 'endpoint', 'session', 'node')
   if u[1] == ARGV[1] and u[2] == 'viewer' then
-    table.insert(out, {email, u[3] or '', u[4] or ''})
+    table.insert(out, {email, u[3] or '', u[4] or '', u[5] or ''})
     redis.call('DEL', key)
   end
 end
@@ -115,7 +115,7 @@ end
 return skipped
 `)
 
-// addViewer: KEYS room, viewers, user; ARGV id, email, endpoint, session.
+// addViewer: KEYS room, viewers, user; ARGV id, email, endpoint, session, node.
 // Replies with the room's fields and its new count.
 var addViewerScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -125,6 +125,9 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
   return redis.error_reply('ONAIR_EXISTS')
 end
 redis.call('HSET', KEYS[3], 'room', ARGV[1], 'role', 'viewer', 'endpoint', ARGV[3], 'session', ARGV[4])
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[3], 'node', ARGV[5])
+end
 redis.call('SADD', KEYS[2], ARGV[2])
 return {redis.call('HGETALL', KEYS[1]), redis.call('SCARD', KEYS[2])}
 `)
@@ -146,6 +149,16 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return redis.error_reply('ONAIR_NOTFOUND')
 end
 redis.call('HSET', KEYS[1], 'session', ARGV[1])
+return 'OK'
+`)
+
+// moveViewer: KEYS user; ARGV id, node, endpoint.
+var moveViewerScript = redis.NewScript(`
+local u = redis.call('HMGET', KEYS[1], 'room', 'role')
+if u[1] ~= ARGV[1] or u[2] ~= 'viewer' then
+  return redis.error_reply('ONAIR_NOTFOUND')
+end
+redis.call('HSET', KEYS[1], 'node', ARGV[2], 'endpoint', ARGV[3])
 return 'OK'
 `)
 
@@ -173,15 +186,15 @@ return out
 `)
 
 // viewers: KEYS room, viewers; ARGV prefix of user keys. Replies with
-// {email, endpoint, session} of each viewer.
+// {email, endpoint, session, node} of each viewer.
 var viewersScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return redis.error_reply('ONAIR_NOTFOUND')
 end
 local out = {}
 for _, email in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  local u = redis.call('HMGET', ARGV[1] .. email, 'endpoint', 'session')
-  table.insert(out, {email, u[1] or '', u[2] or ''})
+  local u = redis.call('HMGET', ARGV[1] .. email, 'endpoint', 'session', 'node')
+  table.insert(out, {email, u[1] or '', u[2] or '', u[3] or ''})
 end
 return out
 `)

@@ -41,6 +41,9 @@ type User struct {
 	Role       Role
 	EndpointID string
 	SessionID  string // the WebSocket session bound to this user, if any
+	// Node is the onair process that holds a viewer's media, when several
+	// serve a room together (a cluster); empty means the room's Owner.
+	Node string
 }
 
 // Errors.
@@ -80,6 +83,10 @@ type Store interface {
 	Viewers(ctx context.Context, roomID string) ([]User, error)
 	// BindSession records the WebSocket session a user signals on.
 	BindSession(ctx context.Context, email, sessionID string) error
+	// MoveViewer records that node now holds a viewer's media, with that
+	// endpoint (a cluster: the viewer's offer reached another node than its
+	// join); ErrNotFound if the viewer is not in roomID.
+	MoveViewer(ctx context.Context, roomID, email, node, endpointID string) error
 
 	// Heartbeat records that the process owner is alive for ttl, and reports
 	// whether its previous heartbeat was still current (false on the first

@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"DeleteRoom", testDeleteRoom},
 		{"DeleteRoomOfPipeline", testDeleteRoomOfPipeline},
 		{"BindSession", testBindSession},
+		{"MoveViewer", testMoveViewer},
 		{"RestoreRoom", testRestoreRoom},
 		{"Heartbeat", testHeartbeat},
 		{"ConcurrentViewers", testConcurrentViewers},
@@ -273,6 +274,35 @@ func testDeleteRoomOfPipeline(t *testing.T, s store.Store) {
 	}
 	if _, err := s.Room(ctx, "a"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("room a after its delete: %v", err)
+	}
+}
+
+// testMoveViewer: a viewer's node is recorded at its join and moved when
+// another node takes its media; it is listed with it.
+func testMoveViewer(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	MustCreate(t, s, "a", "ann", time.Now())
+	if _, err := s.AddViewer(ctx, "a", store.User{Email: "vic", Node: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := s.User(ctx, "vic"); u.Node != "n1" || u.EndpointID != "" {
+		t.Errorf("User(vic) = %+v, want node n1, no endpoint", u)
+	}
+	if err := s.MoveViewer(ctx, "a", "vic", "n2", "ep-2"); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := s.Viewers(ctx, "a")
+	if err != nil || len(vs) != 1 || vs[0].Node != "n2" || vs[0].EndpointID != "ep-2" || vs[0].RoomID != "a" {
+		t.Errorf("Viewers(a) = %+v, %v; want vic on n2 with ep-2", vs, err)
+	}
+	if err := s.MoveViewer(ctx, "b", "vic", "n3", "ep-3"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("MoveViewer(another room): %v, want ErrNotFound", err)
+	}
+	if err := s.MoveViewer(ctx, "a", "ann", "n3", "ep-3"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("MoveViewer(the presenter): %v, want ErrNotFound", err)
+	}
+	if vs, _ := s.DeleteRoom(ctx, "a", ""); len(vs) != 1 || vs[0].Node != "n2" {
+		t.Errorf("DeleteRoom(a) = %+v, want vic on n2", vs)
 	}
 }
 
