@@ -25,15 +25,18 @@ const (
 	GrantView
 	// GrantAdmin: the media admin API (/media/*, recordings, /metrics).
 	GrantAdmin
+	// GrantRelay: pull a room's media as another onair node (WHEP with a
+	// token signed with the cluster secret; see internal/cluster).
+	GrantRelay
 )
 
 // grantNames are the names of grants in tokens and on the command line.
 var grantNames = []struct {
 	g    Grant
 	name string
-}{{GrantPublish, "publish"}, {GrantView, "view"}, {GrantAdmin, "admin"}}
+}{{GrantPublish, "publish"}, {GrantView, "view"}, {GrantAdmin, "admin"}, {GrantRelay, "relay"}}
 
-// ParseGrant reads a grant's name (publish, view, admin).
+// ParseGrant reads a grant's name (publish, view, admin, relay).
 func ParseGrant(name string) (Grant, bool) {
 	for _, n := range grantNames {
 		if strings.EqualFold(strings.TrimSpace(name), n.name) {

@@ -69,6 +69,7 @@ type Config struct {
 	Limits  // rates and sizes: limits.go
 	Network // ICE over TCP and TURN: network.go
 	HLS     // Low-Latency HLS: hls.go
+	Cluster // several nodes serving every room: cluster.go
 }
 
 // Load parses args (without the program name) over the environment.
@@ -104,6 +105,7 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 	c.Observe.register(fs)
 	c.Record.register(fs)
 	c.State.register(fs)
+	c.Cluster.register(fs)
 	origins := c.Auth.register(fs)
 	exempt := c.Limits.register(fs)
 	c.Network.register(fs)
@@ -185,6 +187,9 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 		return Config{}, err
 	}
 	if err := c.Record.check(); err != nil {
+		return Config{}, err
+	}
+	if err := c.Cluster.check(c.RedisURL); err != nil {
 		return Config{}, err
 	}
 	if err := c.State.check(); err != nil {
