@@ -110,6 +110,20 @@ type Endpoint interface {
 	Release()
 }
 
+// Exchange sends a local SDP offer to a remote server and returns its answer.
+type Exchange func(ctx context.Context, offer string) (answer string, err error)
+
+// Puller is a Publisher endpoint that receives the broadcast from another
+// server instead of from a presenter: a relay pull. Pull makes an offer to
+// receive audio and video, has exchange deliver it (a WHEP request), and
+// applies the answer; what arrives is the pipeline's published media, as a
+// presenter's would be. Calling Pull again, after Events.Failed (the server
+// pulled from went away), replaces the connection and feeds the same
+// tracks, so that the pipeline's viewers stay attached.
+type Puller interface {
+	Pull(ctx context.Context, exchange Exchange) error
+}
+
 // EndpointStats are an endpoint's counters since it was created.
 type EndpointStats struct {
 	State          string `json:"state"`

@@ -38,13 +38,14 @@ type Endpoint struct {
 	state     webrtc.PeerConnectionState
 	offerAt   time.Time // when the offer being negotiated arrived
 
-	failOnce sync.Once
-	done     chan struct{}
-	wg       sync.WaitGroup // the endpoint's own goroutines
+	failed bool // Failed was reported (guarded by mu; a relay pull resets it: relay.go)
+	done   chan struct{}
+	wg     sync.WaitGroup // the endpoint's own goroutines
 
 	tracks []*upTrack  // publisher: what it publishes
 	sub    *subscriber // subscriber: its queue and tracks
 	rec    *recording  // recorder (recorder.go): set at creation, never changed
+	pull   *pullState  // a relay pull (relay.go): set by its first Pull
 
 	pin atomic.Int32 // a viewer's pinned simulcast layer plus one, 0 for none (layer.go)
 
@@ -260,6 +261,12 @@ func (e *Endpoint) onState(pc *webrtc.PeerConnection, s webrtc.PeerConnectionSta
 		e.connected = true
 		took = time.Since(e.offerAt)
 	case webrtc.PeerConnectionStateDisconnected:
+		if e.pull != nil {
+			// The node pulled from went silent: pull again at once (relay.go).
+			e.mu.Unlock()
+			e.fail("the relay source went silent")
+			return
+		}
 		if e.timer != nil {
 			e.timer.Stop()
 		}
@@ -290,17 +297,16 @@ func (e *Endpoint) onState(pc *webrtc.PeerConnection, s webrtc.PeerConnectionSta
 // fail reports a dead media connection to the owner, once.
 func (e *Endpoint) fail(reason string) {
 	e.mu.Lock()
-	released := e.released
-	e.mu.Unlock()
-	if released {
+	if e.released || e.failed {
+		e.mu.Unlock()
 		return
 	}
-	e.failOnce.Do(func() {
-		e.log.Warn("media connection lost", "reason", reason)
-		if e.ev.Failed != nil {
-			go e.ev.Failed(reason)
-		}
-	})
+	e.failed = true
+	e.mu.Unlock()
+	e.log.Warn("media connection lost", "reason", reason)
+	if e.ev.Failed != nil {
+		go e.ev.Failed(reason)
+	}
 }
 
 // Stats reports the endpoint's counters.

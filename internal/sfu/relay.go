@@ -1,0 +1,313 @@
+package sfu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/onair-live/onair/internal/media"
+)
+
+// A relay pull: a Publisher endpoint whose media comes from another server
+// (another onair node, over WHEP) rather than from a presenter. The endpoint
+// makes the offer itself (recvonly audio and video), the node pulled from
+// answers with the broadcast's codecs, and the tracks that arrive are
+// published to the pipeline exactly as a presenter's: viewers, the
+// group-of-pictures replay, the NACK history and the keyframe throttle work
+// unchanged, and a viewer's keyframe request goes upstream as a PLI on the
+// pull's receiver. NACKs for what this hop lost are sent upstream by the
+// pull's own NACK generator and answered from the history of the node
+// pulled from; a viewer's NACKs are answered here.
+//
+// When the node pulled from goes away, the owner calls Pull again with
+// another node: the new connection feeds the same tracks, and its sequence
+// numbers and timestamps are shifted to continue the old ones, so that the
+// viewers see a short freeze, not a new stream.
+
+var errNotPublisher = errors.New("sfu: only a publisher endpoint can pull")
+
+// relayICESilence is how long a pull's connection may be silent before ICE
+// calls it disconnected and the owner pulls again: short, because a relay
+// carries media continuously and its viewers are frozen meanwhile.
+const relayICESilence = 1500 * time.Millisecond
+
+// pullState is a pull's tracks' continuity across its connections.
+type pullState struct {
+	mu     sync.Mutex
+	gen    uint64 // the current connection; packets of older ones are dropped
+	shifts map[*upTrack]*seqShift
+}
+
+// seqShift rewrites one track's sequence numbers and timestamps so that a
+// new source continues the previous one.
+type seqShift struct {
+	gen     uint64 // the source the offsets are for
+	seeded  bool
+	seqOff  uint16
+	tsOff   uint32
+	have    bool
+	lastSeq uint16
+	lastTS  uint32
+	lastAt  time.Time
+	clock   uint32
+}
+
+// Pull implements media.Puller.
+func (e *Endpoint) Pull(ctx context.Context, exchange media.Exchange) error {
+	e.negotiate.Lock()
+	defer e.negotiate.Unlock()
+	e.mu.Lock()
+	switch {
+	case e.released:
+		e.mu.Unlock()
+		return media.ErrReleased
+	case e.role != media.Publisher || e.rec != nil:
+		e.mu.Unlock()
+		return errNotPublisher
+	}
+	if e.pull == nil {
+		e.pull = &pullState{shifts: map[*upTrack]*seqShift{}}
+	}
+	old := e.pc
+	e.pc, e.remoteSet, e.early, e.connected, e.failed = nil, false, nil, false, false
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
+	}
+	e.offerAt = time.Now()
+	ps := e.pull
+	e.mu.Unlock()
+	if old != nil {
+		_ = old.Close()
+	}
+	if err := e.pullOnce(ctx, ps, exchange); err != nil {
+		e.dropPC()
+		return err
+	}
+	return nil
+}
+
+func (e *Endpoint) pullOnce(ctx context.Context, ps *pullState, exchange media.Exchange) error {
+	api, err := e.p.engine.pullAPI()
+	if err != nil {
+		return fmt.Errorf("sfu: media engine: %w", err)
+	}
+	pc, err := e.newPC(api)
+	if err != nil {
+		return err
+	}
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			return fmt.Errorf("sfu: relay %s transceiver: %w", kind, err)
+		}
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return fmt.Errorf("sfu: relay offer: %w", err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return fmt.Errorf("sfu: relay offer: %w", err)
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	answer, err := exchange(ctx, bundleCandidates(pc.LocalDescription().SDP))
+	if err != nil {
+		return err
+	}
+	tracks, err := e.relayTracks(answer)
+	if err != nil {
+		return err
+	}
+	gen := ps.next(tracks)
+	pc.OnTrack(func(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+		for _, t := range tracks {
+			if t.kind == remote.Kind() {
+				e.log.Info("relay track arrived", "kind", t.kind.String(), "codec", remote.Codec().MimeType)
+				t.ssrc.Store(uint32(remote.SSRC()))
+				e.goroutine(func() { ps.readLoop(t, remote, gen) })
+				e.goroutine(func() { drainRTCP(receiver.Read) })
+				t.kfMu.Lock()
+				wanted := t.kfWanted
+				t.kfWanted = false
+				t.kfMu.Unlock()
+				if wanted {
+					t.requestKeyframe()
+				}
+				return
+			}
+		}
+		e.goroutine(func() { drainRTCP(remote.Read) })
+	})
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		return fmt.Errorf("%w: the relay's answer: %v", media.ErrBadOffer, err)
+	}
+	e.mu.Lock()
+	e.remoteSet = true
+	if !e.connected && e.timer == nil && !e.released {
+		e.timer = time.AfterFunc(e.p.engine.cfg.ConnectTimeout, func() {
+			e.fail(fmt.Sprintf("relay did not connect within %s", e.p.engine.cfg.ConnectTimeout))
+		})
+	}
+	e.mu.Unlock()
+	e.p.publish(tracks)
+	return nil
+}
+
+// relayTracks makes the pull's tracks of the answer's codecs (its first
+// pull), or checks that the answer carries the same codecs (a pull again).
+func (e *Endpoint) relayTracks(answer string) ([]*upTrack, error) {
+	sections, err := parseOffer(answer)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	have := e.tracks
+	e.mu.Unlock()
+	var tracks []*upTrack
+	for _, sec := range sections {
+		if len(sec.codecs) == 0 {
+			continue
+		}
+		c := sec.codecs[0]
+		params := codecParams(c, sec.kind, true)
+		if have != nil {
+			for _, t := range have {
+				if t.kind == sec.kind {
+					if t.codec.MimeType != params.MimeType {
+						return nil, fmt.Errorf("%w: the relay source now sends %s, not %s", media.ErrIncompatible, params.MimeType, t.codec.MimeType)
+					}
+					tracks = append(tracks, t)
+				}
+			}
+			continue
+		}
+		exts := map[string]uint8{}
+		for _, uri := range forwardedExtensions {
+			if id, ok := sec.extensions[uri]; ok && id > 0 && id < 256 {
+				exts[uri] = uint8(id)
+			}
+		}
+		tracks = append(tracks, newUpTrack(e, sec.kind, params, exts))
+	}
+	if len(tracks) == 0 {
+		return nil, fmt.Errorf("%w: the relay source answered with no media", media.ErrIncompatible)
+	}
+	if have == nil {
+		if err := e.setRole(tracks, nil); err != nil {
+			return nil, err
+		}
+	}
+	return tracks, nil
+}
+
+// next starts a new source for tracks and returns its generation.
+func (ps *pullState) next(tracks []*upTrack) uint64 {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.gen++
+	for _, t := range tracks {
+		s := ps.shifts[t]
+		if s == nil {
+			s = &seqShift{clock: t.codec.ClockRate}
+			ps.shifts[t] = s
+		}
+		s.gen, s.seeded = ps.gen, false
+	}
+	return ps.gen
+}
+
+// readLoop reads one source's track into the pipeline's track.
+func (ps *pullState) readLoop(t *upTrack, remote *webrtc.TrackRemote, gen uint64) {
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := remote.Read(buf)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrClosedPipe) {
+				t.ep.log.Debug("relay track read ended", "kind", t.kind.String(), "err", err)
+			}
+			return
+		}
+		p, err := newPacket(buf[:n])
+		if err != nil {
+			continue
+		}
+		p.arrival = time.Now()
+		if !ps.shift(t, p, gen) {
+			return // a newer source took over
+		}
+		t.ep.packetsIn.Add(1)
+		t.ep.bytesIn.Add(uint64(n))
+		t.dispatch(p)
+	}
+}
+
+// shift rewrites p to continue the track's previous source; false if p's
+// source is no longer the current one.
+func (ps *pullState) shift(t *upTrack, p *packet, gen uint64) bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	s := ps.shifts[t]
+	if s == nil || s.gen != gen {
+		return false
+	}
+	if !s.seeded {
+		s.seeded = true
+		s.seqOff, s.tsOff = 0, 0
+		if s.have {
+			s.seqOff = s.lastSeq + 1 - p.header.SequenceNumber
+			elapsed := uint32(p.arrival.Sub(s.lastAt).Seconds() * float64(s.clock))
+			s.tsOff = s.lastTS + elapsed + 1 - p.header.Timestamp
+		}
+	}
+	p.header.SequenceNumber += s.seqOff
+	p.header.Timestamp += s.tsOff
+	if !s.have || seqNewer(p.header.SequenceNumber, s.lastSeq) {
+		s.have, s.lastSeq, s.lastTS, s.lastAt = true, p.header.SequenceNumber, p.header.Timestamp, p.arrival
+	}
+	return true
+}
+
+// pullAPI builds a pion API for a relay pull: every codec the SFU forwards
+// (the node pulled from answers with the broadcast's), the forwarded header
+// extensions, NACKs and receiver reports upstream, and an ICE that calls a
+// silent source disconnected quickly.
+func (e *Engine) pullAPI() (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+		for _, uri := range forwardedExtensions {
+			if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: uri}, kind); err != nil {
+				return nil, err
+			}
+		}
+	}
+	ir := &interceptor.Registry{}
+	gen, err := nack.NewGeneratorInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	ir.Add(gen)
+	rr, err := report.NewReceiverInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	ir.Add(rr)
+	se := e.setting
+	se.SetICETimeouts(relayICESilence, e.cfg.DisconnectTimeout+10*time.Second, 500*time.Millisecond)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir),
+		webrtc.WithSettingEngine(se)), nil
+}
