@@ -38,6 +38,7 @@ type App struct {
 	rec    *recording  // nil unless recording: recording.go
 	hls    *hls.Server // nil with -hls=false: hls.go
 	turn   *turnRelay  // nil without TURN: turn.go
+	node   *node       // nil unless one node of a cluster: cluster.go
 	obs    *observers  // webhooks, alerts, metrics: observe.go
 
 	// HTTPS (tls.go): nil for plain HTTP.
@@ -88,14 +89,27 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		_ = st.Close()
 		return nil, err
 	}
-	svc := live.New(st, engine, obs.watch(cfg, log, engine, live.Options{Logger: log, ReapInterval: cfg.ReapInterval, OwnerTTL: cfg.RedisOwnerTTL,
+	owner := live.NewOwnerID()
+	var svc *live.Service
+	nd, err := newNode(cfg, log, st, owner, engine, &svc) // cluster.go
+	if err != nil {
+		_ = engine.Close()
+		_ = st.Close()
+		return nil, err
+	}
+	svc = live.New(st, engine, obs.watch(cfg, log, engine, live.Options{Logger: log, ReapInterval: cfg.ReapInterval, OwnerTTL: cfg.RedisOwnerTTL,
 		Recorder: rec.factory(), OnRejected: obs.rejected, OfferWait: cfg.ConnectTimeout,
+		Owner: owner, Cluster: nd.liveCluster(), RelayGrace: cfg.RelayGrace,
 		Limits: live.Limits{MaxRooms: cfg.MaxRooms, MaxViewersPerRoom: cfg.MaxViewersPerRoom, MaxCandidates: cfg.MaxCandidates}}))
 	ws := signal.NewServer(svc, signal.Config{MaxMessageBytes: cfg.MaxMessageBytes, Logger: log,
 		Auth: acc.authn, MessagesPerSecond: cfg.MaxMessagesPerSecond, OriginPatterns: acc.origins, OnRejected: obs.rejected,
 		PingInterval: cfg.WSPingInterval, IdleTimeout: cfg.WSIdleTimeout, BindTimeout: cfg.WSBindTimeout})
-	wh := whip.New(svc, whip.Config{StreamKey: cfg.StreamKey, StreamKeys: cfg.StreamKeys,
-		ICEServers: cfg.ICEServers, TURN: tr.servers, MaxBodyBytes: cfg.MaxMessageBytes, Logger: log, Auth: acc.authn, OnRejected: obs.rejected})
+	wc := whip.Config{StreamKey: cfg.StreamKey, StreamKeys: cfg.StreamKeys,
+		ICEServers: cfg.ICEServers, TURN: tr.servers, MaxBodyBytes: cfg.MaxMessageBytes, Logger: log, Auth: acc.authn, OnRejected: obs.rejected}
+	if nd != nil {
+		wc.RelayAuth = nd.cl.Verify
+	}
+	wh := whip.New(svc, wc)
 	hs := newHLS(cfg, log, svc, acc.authn) // hls.go
 	hc := httpapi.Config{
 		BasePath: cfg.BasePath, MaxBodyBytes: cfg.MaxMessageBytes, ICEServers: cfg.ICEServers, TURN: tr.servers,
@@ -109,7 +123,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		hc.HLS = hs
 	}
 	handler := httpapi.New(svc, hc)
-	a := &App{cfg: cfg, log: log, engine: engine, store: st, svc: svc, ws: ws, rec: rec, obs: obs, turn: tr, hls: hs,
+	a := &App{cfg: cfg, log: log, engine: engine, store: st, svc: svc, ws: ws, rec: rec, obs: obs, turn: tr, hls: hs, node: nd,
 		http: newHTTPServer(cfg, handler, log), reaperDone: make(chan struct{}), tls: tlsConf}
 	if tlsConf != nil {
 		a.redirect = newHTTPServer(cfg, http.HandlerFunc(a.redirectToHTTPS), log)
@@ -120,6 +134,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		defer close(a.reaperDone)
 		svc.Run(ctx) // heartbeat and reconciliation with the store, and the reaper
 	}()
+	nd.run()
 	return a, nil
 }
 
@@ -161,6 +176,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if a.hls != nil {
 			a.hls.Close() // after the broadcasts: their ends woke its waiting requests
 		}
+		a.node.close()
 		a.ws.Shutdown(ctx)
 		err = a.http.Shutdown(ctx)
 		if rerr := a.shutdownRedirect(ctx); err == nil {

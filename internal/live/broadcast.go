@@ -184,8 +184,17 @@ func (s *Service) teardown(ctx context.Context, r *room, reason, why string, vie
 	if presenter != nil {
 		fin.Presenter = presenter.email
 	}
-	s.emit(fin)
+	if r.relay == nil { // a pulled room's end is its origin's to tell (cluster.go)
+		s.emit(fin)
+	}
+	relays := r.relays
+	r.relays = nil
+	unpull := r.unpull() // cluster.go
 	r.mu.Unlock()
+	s.releaseRelays(relays) // relayout.go
+	if unpull != nil {
+		unpull()
+	}
 
 	s.mu.Lock()
 	if s.rooms[r.id] == r {
@@ -246,6 +255,9 @@ func (s *Service) Join(ctx context.Context, who auth.Principal, roomID string) (
 		return RoomInfo{}, ErrAlreadyIn.With("%s is already in a room", email)
 	} else if !isNotFound(err) {
 		return RoomInfo{}, s.storeErr(err)
+	}
+	if s.clustered() {
+		return s.joinSeat(ctx, who, roomID) // the endpoint is made where the offer lands
 	}
 	r := s.room(roomID)
 	if r == nil {
@@ -310,6 +322,12 @@ func (s *Service) Leave(ctx context.Context, who auth.Principal) error {
 		return nil
 	}
 	if !s.removeViewer(ctx, r, email, nil, ReasonLeave, "left", 0) {
+		if s.clustered() { // served by another node, which sees its seat go
+			if err := s.store.RemoveViewer(ctx, u.RoomID, email); err != nil && !isNotFound(err) {
+				return s.storeErr(err)
+			}
+			return nil
+		}
 		return ErrNoUser.With("%s is not watching room %s", email, u.RoomID)
 	}
 	return nil
@@ -331,6 +349,7 @@ func (s *Service) removeViewer(ctx context.Context, r *room, email string, ep me
 	}
 	count := len(r.viewers)
 	s.emit(Event{Type: EventViewerLeft, RoomID: r.id, User: email, Reason: reason, Viewers: count})
+	s.idle(r) // a pulled room with no viewer left is released after a grace
 	r.mu.Unlock()
 	if sess := m.sess(); sess != nil && notify != 0 {
 		sess.Stop(notify)

@@ -41,6 +41,12 @@ func (s *Service) offer(ctx context.Context, sess Session, who auth.Principal, o
 		return "", err
 	}
 	r := s.room(o.RoomID)
+	if role == store.RoleViewer && s.clustered() {
+		var err error
+		if r, err = s.adopt(ctx, o); err != nil { // cluster.go
+			return "", err
+		}
+	}
 	if r == nil {
 		return "", ErrRoomNotFound
 	}
@@ -188,8 +194,9 @@ func (s *Service) Watch(ctx context.Context, sess Session, who auth.Principal, r
 	}
 	answer, err := s.View(ctx, sess, who, Offer{RoomID: roomID, Email: who.Subject, SDP: offer, Gathered: true})
 	if err != nil {
-		if r := s.room(roomID); r != nil {
-			s.removeViewer(ctx, r, who.Subject, nil, ReasonFailed, "offer failed", 0)
+		r := s.room(roomID)
+		if (r == nil || !s.removeViewer(ctx, r, who.Subject, nil, ReasonFailed, "offer failed", 0)) && s.clustered() {
+			s.dropSeat(ctx, roomID, who.Subject)
 		}
 		return "", err
 	}

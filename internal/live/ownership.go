@@ -110,6 +110,9 @@ func (s *Service) Sync(ctx context.Context) (int, error) {
 	}
 	n, err := s.reconcile(ctx)
 	s.storeUp(err)
+	if err == nil && s.clustered() {
+		s.syncPulled(ctx) // cluster.go
+	}
 	return n, err
 }
 
@@ -248,7 +251,7 @@ func (s *Service) repairOwn(ctx context.Context, rec store.Room, checkViewers bo
 	if r.ended || r.pipeline == nil || r.pipeline.ID() != rec.PipelineID {
 		return s.dropStale(ctx, rec)
 	}
-	if !checkViewers && rec.Viewers == len(r.viewers) {
+	if !checkViewers && rec.Viewers == len(r.viewers) && !s.clustered() {
 		return nil
 	}
 	vs, err := s.store.Viewers(ctx, rec.ID)
@@ -258,9 +261,26 @@ func (s *Service) repairOwn(ctx context.Context, rec store.Room, checkViewers bo
 		}
 		return err
 	}
+	alive := map[string]bool{s.owner: true}
 	for _, v := range vs {
 		if _, ok := r.viewers[v.Email]; ok {
 			continue
+		}
+		if v.Node != "" && v.Node != s.owner {
+			// Served by another node (cluster.go): its record goes only
+			// when that node is gone.
+			a, ok := alive[v.Node]
+			if !ok {
+				if a, err = s.store.OwnerAlive(ctx, v.Node); err != nil {
+					return err
+				}
+				alive[v.Node] = a
+			}
+			if a {
+				continue
+			}
+		} else if v.Node == s.owner && s.clustered() {
+			continue // a seat taken here whose offer has not come yet
 		}
 		s.log.Warn("removing the record of a viewer who left while the store was away", "room", rec.ID, "viewer", v.Email)
 		if err := s.store.RemoveViewer(ctx, rec.ID, v.Email); err != nil && !isNotFound(err) {

@@ -35,6 +35,7 @@ func (s *Service) Orphans(ctx context.Context) (pipelines []media.Pipeline, endp
 		lists[i] = epList{pl, pl.Endpoints()}
 	}
 	s.mu.Unlock()
+	s.exempt(pending) // cluster.go
 
 	rooms, err := s.store.Rooms(ctx)
 	if err != nil {

@@ -80,6 +80,11 @@ type Options struct {
 	// limit, by reason (the Reject* constants), for metrics; it must not
 	// block.
 	OnRejected func(reason string)
+	// Cluster, if set, makes this process one node of several that serve
+	// every room together, and RelayGrace is how long a room pulled from
+	// another node outlives its last viewer here (cluster.go).
+	Cluster    Cluster
+	RelayGrace time.Duration
 }
 
 // Service implements the broadcast lifecycle.
@@ -114,8 +119,10 @@ type room struct {
 	presenter *member
 	viewers   map[string]*member
 	ended     bool
-	noRecord  bool          // a room of a vanished process, whose record was removed first (ownership.go)
-	recording RecordingSink // once the presenter's offer is accepted, if recording
+	noRecord  bool                 // a room of a vanished process, whose record was removed first (ownership.go)
+	recording RecordingSink        // once the presenter's offer is accepted, if recording
+	relay     *pulled              // the room is pulled from another node (cluster.go)
+	relays    map[string]*relayOut // nodes pulling the room from this one, by node (relayout.go)
 }
 
 // member is a presenter or viewer of a room, with its endpoint and session.

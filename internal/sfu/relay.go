@@ -77,7 +77,8 @@ func (e *Endpoint) Pull(ctx context.Context, exchange media.Exchange) error {
 		e.pull = &pullState{shifts: map[*upTrack]*seqShift{}}
 	}
 	old := e.pc
-	e.pc, e.remoteSet, e.early, e.connected, e.failed = nil, false, nil, false, false
+	e.pc, e.remoteSet, e.connected, e.failed = nil, false, false, false
+	e.early.Take()
 	if e.timer != nil {
 		e.timer.Stop()
 		e.timer = nil

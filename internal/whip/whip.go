@@ -58,6 +58,9 @@ type Config struct {
 	// TURN, if set, gives more ICE servers for each request, with
 	// credentials minted for it (the embedded TURN server).
 	TURN func(r *http.Request) []media.ICEServer
+	// RelayAuth, if set, verifies the token of a node that pulls a room as
+	// a relay (POST /whep/{room}?relay={node}; relay.go); nil: no relays.
+	RelayAuth func(token string) (auth.Principal, error)
 }
 
 // Server serves /whip/ and /whep/.
@@ -91,6 +94,7 @@ type session struct {
 	kind   kind
 	roomID string
 	who    auth.Principal // email: who.Subject
+	relay  string         // the node pulling, for a relay's WHEP session (relay.go)
 
 	mu   sync.Mutex
 	etag string
@@ -171,6 +175,10 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, k kind) {
 		problem(w, http.StatusUnsupportedMediaType, "send the SDP offer with Content-Type: application/sdp")
 		return
 	}
+	if node := r.URL.Query().Get("relay"); node != "" {
+		s.createRelay(w, r, k, roomID, node) // relay.go
+		return
+	}
 	who, ok := s.authenticate(w, r, k, roomID)
 	if !ok {
 		return
@@ -204,12 +212,19 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, k kind) {
 		s.renderError(w, r, k, roomID, err)
 		return
 	}
+	s.log.Info("session created", "kind", string(k), "room", roomID, "user", who.Subject, "session", live.Tag(sess.id),
+		"remote", r.RemoteAddr)
+	s.created(w, r, sess, answer)
+}
+
+// created answers a POST whose offer was accepted: 201 with the answer and
+// the session's resource URL.
+func (s *Server) created(w http.ResponseWriter, r *http.Request, sess *session, answer string) {
+	k, roomID := sess.kind, sess.roomID
 	sess.mu.Lock()
 	sess.etag = etagOf(sess.id, answer)
 	etag := sess.etag
 	sess.mu.Unlock()
-	s.log.Info("session created", "kind", string(k), "room", roomID, "user", who.Subject, "session", live.Tag(sess.id),
-		"remote", r.RemoteAddr)
 	h := w.Header()
 	h.Set("Content-Type", "application/sdp")
 	h.Set("Location", "/"+string(k)+"/"+url.PathEscape(roomID)+"/"+sess.id)
@@ -342,6 +357,10 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, k kind) {
 	sess := s.lookup(k, r.PathValue("room"), r.PathValue("session"))
 	if sess == nil {
 		problem(w, http.StatusNotFound, "no such session (it may have ended)")
+		return
+	}
+	if sess.relay != "" {
+		s.deleteRelay(w, r, sess) // relay.go
 		return
 	}
 	who, ok := s.owner(w, r, sess)
