@@ -295,3 +295,16 @@ func want(t *testing.T, r testpeer.Response, status int) {
 		t.Fatal(err)
 	}
 }
+
+// count counts the events of a type.
+func (h *hookSink) count(typ string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, e := range h.events {
+		if e.Type == typ {
+			n++
+		}
+	}
+	return n
+}

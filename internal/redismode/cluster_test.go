@@ -1,0 +1,262 @@
+package redismode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/onair-live/onair/internal/auth"
+	"github.com/onair-live/onair/internal/store/redistest"
+	"github.com/onair-live/onair/internal/testpeer"
+)
+
+// The cluster: several onair processes on one Redis serve every room
+// together, relaying media between them over WHEP.
+
+// clusterSecret signs the relay tokens of the test clusters.
+const clusterSecret = "test-cluster-secret-0123456789abcdef"
+
+// viewersPerNode is how many viewers each edge serves in the tests: the
+// issue's 50 is measured by the load tool (docs/performance.md); a test
+// with four onair processes and every viewer's peer in one process under
+// the race detector on two cores keeps fewer.
+const viewersPerNode = 10
+
+// startNode starts an onair node of a cluster on Redis url: it listens on
+// a port picked here, which it advertises.
+func startNode(t *testing.T, name, redisURL, prefix string, extra ...string) *proc {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	args := append([]string{"-addr", addr, "-advertise-url", "http://" + addr, "-cluster-secret", clusterSecret,
+		"-disconnect-timeout", "6s"}, extra...)
+	p := startProc(t, name, redisURL, prefix, 3*time.Second, args...)
+	p.Server.Config.BasePath = "/signal" // for its WHIP client
+	return p
+}
+
+// relayNames lists the names of the relay endpoints of presenter's pipeline
+// on p.
+func relayNames(p *proc, presenter string) []string {
+	eps, err := p.REST.Endpoints(presenter)
+	if err != nil {
+		return nil
+	}
+	out := []string{}
+	for _, ep := range eps {
+		if strings.HasPrefix(ep.EndpointName, "relay:") {
+			out = append(out, ep.EndpointName)
+		}
+	}
+	return out
+}
+
+// watchAll starts n WHEP viewers of room on each of nodes, in parallel, and
+// waits until every one has media.
+func watchAll(t *testing.T, nodes []*proc, room string, n int) []*testpeer.WHEPViewer {
+	t.Helper()
+	var (
+		mu  sync.Mutex
+		all []*testpeer.WHEPViewer
+		wg  sync.WaitGroup
+	)
+	for _, p := range nodes {
+		for i := 0; i < n; i++ {
+			vp, err := testpeer.NewViewerPeer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(vp.Close)
+			wg.Add(1)
+			go func(p *proc, i int) {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), timeout)
+				defer cancel()
+				q := url.Values{"email": {fmt.Sprintf("v%d@%s", i, p.name)}}
+				sess, err := vp.WatchWHEP(ctx, p.Server.WHIP(), room, testpeer.WHIPOptions{Query: q})
+				if err != nil {
+					t.Errorf("viewer %d on %s: %v", i, p.name, err)
+					return
+				}
+				t.Cleanup(func() { sess.Delete() })
+				if err := vp.WaitMedia(ctx, 10); err != nil {
+					t.Errorf("viewer %d on %s: %v", i, p.name, err)
+					return
+				}
+				mu.Lock()
+				all = append(all, &testpeer.WHEPViewer{Peer: vp, Session: sess})
+				mu.Unlock()
+			}(p, i)
+		}
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	return all
+}
+
+// TestClusterWHEPAcrossNodes: a WHIP presenter on node a, WHEP viewers on
+// nodes b, c and d. Every viewer gets the media; a serves exactly one relay
+// to each of the other nodes, and the viewers are counted across nodes.
+func TestClusterWHEPAcrossNodes(t *testing.T) {
+	srv := redistest.Start(t)
+	a := startNode(t, "a", srv.URL, "c1:")
+	b := startNode(t, "b", srv.URL, "c1:")
+	c := startNode(t, "c", srv.URL, "c1:")
+	d := startNode(t, "d", srv.URL, "c1:")
+
+	pub := testpeer.MustWHIPPublisher(t, a.Server, nil, "show", testpeer.WHIPOptions{
+		Query: url.Values{"email": {"star@x"}}})
+	viewers := watchAll(t, []*proc{b, c, d}, "show", viewersPerNode)
+
+	waitFor(t, "a serving one relay to each edge", func() bool { return len(relayNames(a, "star@x")) == 3 })
+	names := map[string]bool{}
+	for _, n := range relayNames(a, "star@x") {
+		names[n] = true
+	}
+	for _, p := range []*proc{b, c, d} {
+		if !names["relay:"+nodeID(t, p)] {
+			t.Errorf("no relay endpoint of %s on a: %v", p.name, relayNames(a, "star@x"))
+		}
+		if n := p.count(`msg="pulling room"`, "room=show"); n != 1 {
+			t.Errorf("%s pulled the room %d times, want once", p.name, n)
+		}
+	}
+	want := fmt.Sprintf("[show:%d]", 3*viewersPerNode)
+	waitFor(t, "the count across nodes", func() bool { return fmt.Sprint(roomList(d.REST)) == want })
+
+	// More media still flows to everyone, through the relays.
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for _, v := range viewers {
+		if err := v.Peer.WaitMoreMedia(ctx, 10); err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Peer.Check(); err != nil {
+			t.Error(err)
+		}
+	}
+	_ = pub
+}
+
+// nodeID is a node's id, as its log names it.
+func nodeID(t *testing.T, p *proc) string {
+	t.Helper()
+	m := nodeLine.FindStringSubmatch(p.Log())
+	if m == nil {
+		t.Fatalf("%s logged no node id", p.name)
+	}
+	return m[1]
+}
+
+var nodeLine = regexp.MustCompile(`msg="cluster node" node=(\S+)`)
+
+// TestClusterViewerTokenCannotRelay: a WHEP request that asks to pull as a
+// relay with a viewer's token (or a token of the cluster secret without
+// the relay grant) is refused, and no relay endpoint is made.
+func TestClusterViewerTokenCannotRelay(t *testing.T) {
+	srv := redistest.Start(t)
+	a := startNode(t, "a", srv.URL, "c7:")
+	testpeer.MustWHIPPublisher(t, a.Server, nil, "show", testpeer.WHIPOptions{Query: url.Values{"email": {"star@x"}}})
+
+	exp := time.Now().Add(time.Hour).Unix()
+	viewerTok, err := auth.Mint([]byte(clusterSecret), auth.Claims{Subject: "evil", Grants: []string{"view"}, ExpiresAt: exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherTok, err := auth.Mint([]byte("another-secret-0123456789abcdef-xyz"), auth.Claims{Subject: "evil", Grants: []string{"relay"}, ExpiresAt: exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for name, tok := range map[string]string{"a viewer's token": viewerTok, "another secret's relay token": otherTok, "no token": ""} {
+		vp, err := testpeer.NewViewerPeer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer vp.Close()
+		_, err = vp.WatchWHEP(ctx, a.Server.WHIP(), "show", testpeer.WHIPOptions{Token: tok,
+			Query: url.Values{"relay": {"evil"}}})
+		var he *testpeer.HTTPError
+		if !errors.As(err, &he) || he.Response.Status != http.StatusForbidden {
+			t.Errorf("relay pull with %s: %v, want 403", name, err)
+		}
+	}
+	if names := relayNames(a, "star@x"); len(names) != 0 {
+		t.Errorf("relay endpoints after refused pulls: %v", names)
+	}
+}
+
+// TestClusterOriginalProtocolAcrossNodes: the original protocol, each call
+// on another node: the presenter's REST and WebSocket on a, a viewer's REST
+// join on b and its WebSocket on c (another's the other way round, its
+// media on a). Both watch; when a ends the room, both hear
+// stopCommunication, and c releases its pull.
+func TestClusterOriginalProtocolAcrossNodes(t *testing.T) {
+	srv := redistest.Start(t)
+	hooks := newHookSink(t)
+	a := startNode(t, "a", srv.URL, "c2:", hooks.flags()...)
+	b := startNode(t, "b", srv.URL, "c2:", hooks.flags()...)
+	c := startNode(t, "c", srv.URL, "c2:", hooks.flags()...)
+
+	p := testpeer.MustPresenter(t, a.Server, "ann@x", "live", testpeer.PresenterOptions{})
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	watch := func(join, media *proc, email string) *testpeer.Viewer {
+		t.Helper()
+		want(t, join.REST.Join(email, "live"), http.StatusCreated)
+		v, err := media.Server.WatchOn(ctx, testpeer.MustWS(t, media.Server), email, "live", testpeer.ViewerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(v.Close)
+		if err := v.Peer.WaitMedia(ctx, 10); err != nil {
+			t.Fatalf("%s: %v", email, err)
+		}
+		return v
+	}
+	vic := watch(b, c, "vic@x")
+	val := watch(c, a, "val@x")
+	for _, n := range []*proc{a, b, c} {
+		if got := fmt.Sprint(roomList(n.REST)); got != "[live:2]" {
+			t.Errorf("rooms on %s: %s", n.name, got)
+		}
+	}
+	if n := c.count(`msg="pulling room"`, "room=live"); n != 1 {
+		t.Errorf("c pulled the room %d times", n)
+	}
+	if n := b.count(`msg="pulling room"`); n != 0 {
+		t.Errorf("b, which serves no media, pulled the room")
+	}
+
+	want(t, a.REST.EndRoom("ann@x"), http.StatusNoContent)
+	for _, v := range []*testpeer.Viewer{vic, val} {
+		if _, err := v.WS.NextWithin(timeout, testpeer.IDStop); err != nil {
+			t.Errorf("%s after the end: %v", v.Email, err)
+		}
+	}
+	waitFor(t, "c releasing its pull", func() bool {
+		pls, err := c.REST.Pipelines()
+		return err == nil && len(pls) == 0
+	})
+	waitFor(t, "the room gone everywhere", func() bool { return fmt.Sprint(roomList(b.REST)) == "[]" })
+	waitFor(t, "room.finished once", func() bool { return hooks.has("room.finished", "live", "", "ended") })
+	if n := hooks.count("room.finished"); n != 1 {
+		t.Errorf("room.finished sent %d times: %s", n, hooks)
+	}
+}
