@@ -15,9 +15,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -35,6 +37,9 @@ type Config struct {
 	Secret []byte
 	// Fanout is the most pulls of one room one node serves.
 	Fanout int
+	// MaxViewers is the most viewers this node takes (0: no limit of its
+	// own), told to the others so that they redirect viewers elsewhere.
+	MaxViewers int
 	// TTL is how long the node's registry entry outlives its last heartbeat
 	// (renewed every third of it).
 	TTL time.Duration
@@ -63,18 +68,46 @@ type Node struct {
 	EgressBitrate int64   `json:"egressBitrate"`
 	CPUPercent    float64 `json:"cpu"`
 	Draining      bool    `json:"draining"`
+	MaxViewers    int     `json:"maxViewers,omitempty"`
 }
 
 // Cluster is this node's view of the others.
 type Cluster struct {
-	cfg      Config
-	rdb      *redis.Client
-	prefix   string
-	roomKey  func(id string) string
-	verifier *auth.Verifier
-	http     *http.Client
-	log      *slog.Logger
-	draining chan struct{} // closed when a drain starts
+	cfg       Config
+	rdb       *redis.Client
+	prefix    string
+	roomKey   func(id string) string
+	verifier  *auth.Verifier
+	http      *http.Client
+	log       *slog.Logger
+	draining  chan struct{} // closed when a drain starts
+	drainOnce sync.Once
+
+	mu     sync.Mutex
+	avoids map[string]time.Time // nodes this one could not reach, until when
+}
+
+// avoid keeps placement away from a node this one could not reach, for
+// the registry's TTL (by which a dead node's entry has expired).
+func (c *Cluster) avoid(node string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.avoids[node] = time.Now().Add(c.cfg.TTL)
+}
+
+// unreachable lists the nodes to avoid now.
+func (c *Cluster) unreachable() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for n, until := range c.avoids {
+		if time.Now().After(until) {
+			delete(c.avoids, n)
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 // New returns the cluster of the nodes that share rdb under prefix;
@@ -105,7 +138,8 @@ func New(cfg Config, rdb *redis.Client, prefix string, roomKey func(string) stri
 		http: &http.Client{Timeout: 15 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse // placement chooses the node; a redirect is a refusal
 		}},
-		log: cfg.Logger.With("component", "cluster", "node", cfg.Node), draining: make(chan struct{})}, nil
+		log: cfg.Logger.With("component", "cluster", "node", cfg.Node), draining: make(chan struct{}),
+		avoids: map[string]time.Time{}}, nil
 }
 
 // NodeID is this node's id.
@@ -147,6 +181,11 @@ func (c *Cluster) Pull(ctx context.Context, roomID, offer string) (string, func(
 	}
 	answer, resource, err := c.post(ctx, parent.URL, roomID, offer)
 	if err != nil {
+		var ne net.Error
+		var oe *net.OpError
+		if errors.As(err, &oe) || (errors.As(err, &ne) && ne.Timeout()) {
+			c.avoid(parent.ID)
+		}
 		unplace()
 		return "", nil, fmt.Errorf("pull %s from %s: %w", roomID, parent.ID, err)
 	}
@@ -212,6 +251,14 @@ func (c *Cluster) deleteResource(resource string) {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
+}
+
+// Drain marks this node draining in the registry, at once.
+func (c *Cluster) Drain(ctx context.Context) {
+	c.drainOnce.Do(func() { close(c.draining) })
+	if err := c.heartbeat(ctx); err != nil {
+		c.log.Warn("cannot tell the registry this node drains", "err", err)
+	}
 }
 
 // Draining reports whether this node is draining.

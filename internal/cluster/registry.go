@@ -14,7 +14,7 @@ import (
 
 // Keys, under the store's prefix P:
 //
-//	P node:{id}      hash with a TTL: url, viewers, rooms, relays, egress, cpu, draining, at
+//	P node:{id}      hash with a TTL: url, max, viewers, rooms, relays, egress, cpu, draining, at
 //	P nodes          set of node ids (entries whose hash expired are dropped when read)
 //	P pulls:{room}   hash: pulling node -> node it pulls from (the room's tree)
 //
@@ -53,7 +53,7 @@ func (c *Cluster) heartbeat(ctx context.Context) error {
 		draining = "1"
 	}
 	_, err := c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, c.nodeKey(c.cfg.Node), "url", c.cfg.AdvertiseURL, "viewers", l.Viewers, "rooms", l.Rooms,
+		p.HSet(ctx, c.nodeKey(c.cfg.Node), "url", c.cfg.AdvertiseURL, "max", c.cfg.MaxViewers, "viewers", l.Viewers, "rooms", l.Rooms,
 			"relays", l.Relays, "egress", l.EgressBitrate, "cpu", strconv.FormatFloat(l.CPUPercent, 'f', 1, 64),
 			"draining", draining, "at", time.Now().UnixMilli())
 		p.PExpire(ctx, c.nodeKey(c.cfg.Node), c.cfg.TTL)
@@ -103,13 +103,39 @@ func nodeOf(id string, h map[string]string) Node {
 	n.Relays, _ = strconv.Atoi(h["relays"])
 	n.EgressBitrate, _ = strconv.ParseInt(h["egress"], 10, 64)
 	n.CPUPercent, _ = strconv.ParseFloat(h["cpu"], 64)
+	n.MaxViewers, _ = strconv.Atoi(h["max"])
 	return n
+}
+
+// OtherNode names the base URL of the live node, other than this one, that
+// is not draining, has room for a viewer and serves the fewest.
+func (c *Cluster) OtherNode(ctx context.Context) (string, bool) {
+	nodes, err := c.Nodes(ctx)
+	if err != nil {
+		return "", false
+	}
+	best := -1
+	for i, n := range nodes {
+		if n.ID == c.cfg.Node || n.Draining || (n.MaxViewers > 0 && n.Viewers >= n.MaxViewers) || n.URL == "" {
+			continue
+		}
+		if best < 0 || n.Viewers < nodes[best].Viewers {
+			best = i
+		}
+	}
+	if best < 0 {
+		return "", false
+	}
+	return nodes[best].URL, true
 }
 
 // place chooses the node this node pulls roomID from, and records it.
 func (c *Cluster) place(ctx context.Context, roomID string) (Node, error) {
-	res, err := placeScript.Run(ctx, c.rdb, []string{c.roomKey(roomID), c.pullsKey(roomID)},
-		c.cfg.Node, c.cfg.Fanout, c.nodeKey("")).Result()
+	args := []any{c.cfg.Node, c.cfg.Fanout, c.nodeKey("")}
+	for _, n := range c.unreachable() {
+		args = append(args, n)
+	}
+	res, err := placeScript.Run(ctx, c.rdb, []string{c.roomKey(roomID), c.pullsKey(roomID)}, args...).Result()
 	if err != nil {
 		switch {
 		case strings.Contains(err.Error(), "ONAIR_NOTFOUND"):
@@ -143,7 +169,12 @@ func (c *Cluster) Parent(ctx context.Context, roomID string) (string, error) {
 }
 
 // placeScript: KEYS room record, pulls; ARGV pulling node, fanout, prefix of
-// node keys. The room's tree is read (entries of dead nodes dropped), and
+// node keys, then nodes to avoid (this node could not reach them lately). A
+// placement still recorded for the pulling node means that its pull failed
+// (a release removes it): that parent is avoided too. Avoided nodes may be
+// dead with their heartbeats not yet expired: they are neither parents nor
+// counted as children. The room's tree is
+// read (entries of dead nodes dropped), and
 // the pulling node is placed under the shallowest live node that holds the
 // room, is not below the pulling node itself, has fewer than fanout
 // children and is not draining (the origin may be: nothing else has the
@@ -155,13 +186,19 @@ if not owner then
   return redis.error_reply('ONAIR_NOTFOUND')
 end
 local me, fanout, nodes = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local avoid = {}
+for i = 4, #ARGV do avoid[ARGV[i]] = true end
+local prev = redis.call('HGET', KEYS[2], me)
+if prev then avoid[prev] = true end
 redis.call('HDEL', KEYS[2], me)
-local function alive(n) return redis.call('EXISTS', nodes .. n) == 1 end
+local function alive(n) return redis.call('EXISTS', nodes .. n) == 1 and not avoid[n] end
 local parentOf, children, holders = {}, {}, {owner}
 local flat = redis.call('HGETALL', KEYS[2])
 for i = 1, #flat, 2 do
   local c, p = flat[i], flat[i + 1]
-  if alive(c) then
+  if avoid[c] then
+    -- believed dead: neither a parent nor a child
+  elseif redis.call('EXISTS', nodes .. c) == 1 then
     parentOf[c] = p
     children[p] = (children[p] or 0) + 1
     table.insert(holders, c)

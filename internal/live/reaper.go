@@ -186,6 +186,9 @@ func (s *Service) PresenterEndpoints(ctx context.Context, email string) ([]media
 			return pl.Endpoints(), nil
 		}
 	}
+	if r := s.room(rec.ID); r != nil && r.relay != nil && r.pipeline != nil {
+		return r.pipeline.Endpoints(), nil // the room pulled from another node (cluster.go)
+	}
 	return nil, ErrNoRoom.With("room %s has no pipeline in this process", rec.ID)
 }
 

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/onair-live/onair/internal/auth"
 	"github.com/onair-live/onair/internal/store/redistest"
 	"github.com/onair-live/onair/internal/testpeer"
@@ -258,5 +260,131 @@ func TestClusterOriginalProtocolAcrossNodes(t *testing.T) {
 	waitFor(t, "room.finished once", func() bool { return hooks.has("room.finished", "live", "", "ended") })
 	if n := hooks.count("room.finished"); n != 1 {
 		t.Errorf("room.finished sent %d times: %s", n, hooks)
+	}
+}
+
+// mustWatch starts one WHEP viewer of room on p and waits for its media.
+func mustWatch(t *testing.T, p *proc, room, email string) *testpeer.WHEPViewer {
+	t.Helper()
+	vp, err := testpeer.NewViewerPeer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(vp.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	sess, err := vp.WatchWHEP(ctx, p.Server.WHIP(), room, testpeer.WHIPOptions{Query: url.Values{"email": {email}}})
+	if err != nil {
+		t.Fatalf("%s on %s: %v", email, p.name, err)
+	}
+	t.Cleanup(func() { sess.Delete() })
+	if err := vp.WaitMedia(ctx, 10); err != nil {
+		t.Fatalf("%s on %s: %v", email, p.name, err)
+	}
+	return &testpeer.WHEPViewer{Peer: vp, Session: sess}
+}
+
+// TestClusterFanoutTree: with -relay-fanout 1, the origin serves one pull;
+// the third node pulls from the second, not from the origin, and its
+// viewer gets the media through two hops.
+func TestClusterFanoutTree(t *testing.T) {
+	srv := redistest.Start(t)
+	fan := []string{"-relay-fanout", "1"}
+	a := startNode(t, "a", srv.URL, "c3:", fan...)
+	b := startNode(t, "b", srv.URL, "c3:", fan...)
+	c := startNode(t, "c", srv.URL, "c3:", fan...)
+	testpeer.MustWHIPPublisher(t, a.Server, nil, "tree", testpeer.WHIPOptions{Query: url.Values{"email": {"star@x"}}})
+
+	mustWatch(t, b, "tree", "vb@x")
+	vc := mustWatch(t, c, "tree", "vc@x")
+	if got, want := relayNames(a, "star@x"), "[relay:"+nodeID(t, b)+"]"; fmt.Sprint(got) != want {
+		t.Errorf("relays at the origin: %v, want %s", got, want)
+	}
+	if got, want := relayNames(b, "star@x"), "[relay:"+nodeID(t, c)+"]"; fmt.Sprint(got) != want {
+		t.Errorf("relays at b: %v, want %s", got, want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := vc.Peer.WaitMoreMedia(ctx, 30); err != nil {
+		t.Fatal(err)
+	}
+	if err := vc.Peer.Check(); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestClusterEdgeKilled: kill -9 of an edge. The origin releases its relay
+// within the disconnect timeout, the room's count drops its viewers, and
+// the viewers of the other edge lose nothing.
+func TestClusterEdgeKilled(t *testing.T) {
+	srv := redistest.Start(t)
+	a := startNode(t, "a", srv.URL, "c4:")
+	b := startNode(t, "b", srv.URL, "c4:")
+	c := startNode(t, "c", srv.URL, "c4:")
+	testpeer.MustWHIPPublisher(t, a.Server, nil, "show", testpeer.WHIPOptions{Query: url.Values{"email": {"star@x"}}})
+	mustWatch(t, b, "show", "vb@x")
+	vc := mustWatch(t, c, "show", "vc@x")
+	waitFor(t, "two relays at a", func() bool { return len(relayNames(a, "star@x")) == 2 })
+
+	before := vc.Peer.Stats()
+	b.kill9()
+	killed := time.Now()
+	waitFor(t, "a releasing b's relay", func() bool { return len(relayNames(a, "star@x")) == 1 })
+	took := time.Since(killed)
+	t.Logf("the origin released the dead edge's relay %s after kill -9", took.Round(time.Millisecond))
+	if took > 20*time.Second {
+		t.Errorf("relay of the dead edge released after %s, want within 20s", took)
+	}
+	waitFor(t, "the dead edge's viewer uncounted", func() bool { return fmt.Sprint(roomList(a.REST)) == "[show:1]" })
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := vc.Peer.WaitMoreMedia(ctx, 30); err != nil {
+		t.Fatal(err)
+	}
+	after := vc.Peer.Stats()
+	if err := vc.Peer.Check(); err != nil {
+		t.Errorf("viewer on c: %v", err)
+	}
+	t.Logf("viewer on c: before %s; after %s", before, after)
+	if n := c.count(`msg="relay source lost`); n != 0 {
+		t.Errorf("c lost its relay source %d times", n)
+	}
+}
+
+// TestClusterRelayParentKilled: with -relay-fanout 1, c pulls from b, b
+// from the origin. kill -9 of b: c pulls again from the origin within 5 s,
+// and its viewer stays connected and gets the media again.
+func TestClusterRelayParentKilled(t *testing.T) {
+	srv := redistest.Start(t)
+	fan := []string{"-relay-fanout", "1"}
+	a := startNode(t, "a", srv.URL, "c5:", fan...)
+	b := startNode(t, "b", srv.URL, "c5:", fan...)
+	c := startNode(t, "c", srv.URL, "c5:", fan...)
+	testpeer.MustWHIPPublisher(t, a.Server, nil, "show", testpeer.WHIPOptions{Query: url.Values{"email": {"star@x"}}})
+	mustWatch(t, b, "show", "vb@x")
+	vc := mustWatch(t, c, "show", "vc@x")
+	if got := relayNames(b, "star@x"); len(got) != 1 {
+		t.Fatalf("relays at b: %v, want c's", got)
+	}
+
+	b.kill9()
+	killed := time.Now()
+	waitFor(t, "c pulling again", func() bool { return c.count(`msg="pulling room again"`) == 1 })
+	took := time.Since(killed)
+	t.Logf("c pulled again %s after its parent's kill -9", took.Round(time.Millisecond))
+	if took > 5*time.Second {
+		t.Errorf("c pulled again after %s, want within 5s", took)
+	}
+	waitFor(t, "a serving c", func() bool { return fmt.Sprint(relayNames(a, "star@x")) == "[relay:"+nodeID(t, c)+"]" })
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := vc.Peer.WaitMoreMedia(ctx, 30); err != nil {
+		t.Fatal(err)
+	}
+	if st := vc.Peer.State(); st != webrtc.PeerConnectionStateConnected {
+		t.Errorf("viewer on c: %s", st)
+	}
+	if n := c.count(`msg="viewer left"`); n != 0 {
+		t.Errorf("a viewer left c: %d", n)
 	}
 }

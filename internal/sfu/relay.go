@@ -28,9 +28,11 @@ import (
 // pulled from; a viewer's NACKs are answered here.
 //
 // When the node pulled from goes away, the owner calls Pull again with
-// another node: the new connection feeds the same tracks, and its sequence
-// numbers and timestamps are shifted to continue the old ones, so that the
-// viewers see a short freeze, not a new stream.
+// another node: the new connection feeds the same tracks. Every node
+// forwards the presenter's sequence numbers and timestamps unchanged, so
+// the new connection continues the old one's numbering: the viewers see a
+// short freeze (a gap, then the group-of-pictures replay of the new node
+// pulled from), not a new stream.
 
 var errNotPublisher = errors.New("sfu: only a publisher endpoint can pull")
 
@@ -39,25 +41,11 @@ var errNotPublisher = errors.New("sfu: only a publisher endpoint can pull")
 // carries media continuously and its viewers are frozen meanwhile.
 const relayICESilence = 1500 * time.Millisecond
 
-// pullState is a pull's tracks' continuity across its connections.
+// pullState is a pull's current connection: packets of older ones, still
+// being read as they close, are dropped.
 type pullState struct {
-	mu     sync.Mutex
-	gen    uint64 // the current connection; packets of older ones are dropped
-	shifts map[*upTrack]*seqShift
-}
-
-// seqShift rewrites one track's sequence numbers and timestamps so that a
-// new source continues the previous one.
-type seqShift struct {
-	gen     uint64 // the source the offsets are for
-	seeded  bool
-	seqOff  uint16
-	tsOff   uint32
-	have    bool
-	lastSeq uint16
-	lastTS  uint32
-	lastAt  time.Time
-	clock   uint32
+	mu  sync.Mutex
+	gen uint64
 }
 
 // Pull implements media.Puller.
@@ -74,7 +62,7 @@ func (e *Endpoint) Pull(ctx context.Context, exchange media.Exchange) error {
 		return errNotPublisher
 	}
 	if e.pull == nil {
-		e.pull = &pullState{shifts: map[*upTrack]*seqShift{}}
+		e.pull = &pullState{}
 	}
 	old := e.pc
 	e.pc, e.remoteSet, e.connected, e.failed = nil, false, false, false
@@ -131,7 +119,7 @@ func (e *Endpoint) pullOnce(ctx context.Context, ps *pullState, exchange media.E
 	if err != nil {
 		return err
 	}
-	gen := ps.next(tracks)
+	gen := ps.next()
 	pc.OnTrack(func(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
 		for _, t := range tracks {
 			if t.kind == remote.Kind() {
@@ -213,23 +201,22 @@ func (e *Endpoint) relayTracks(answer string) ([]*upTrack, error) {
 	return tracks, nil
 }
 
-// next starts a new source for tracks and returns its generation.
-func (ps *pullState) next(tracks []*upTrack) uint64 {
+// next starts a new connection and returns its generation.
+func (ps *pullState) next() uint64 {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	ps.gen++
-	for _, t := range tracks {
-		s := ps.shifts[t]
-		if s == nil {
-			s = &seqShift{clock: t.codec.ClockRate}
-			ps.shifts[t] = s
-		}
-		s.gen, s.seeded = ps.gen, false
-	}
 	return ps.gen
 }
 
-// readLoop reads one source's track into the pipeline's track.
+// current reports whether gen is the current connection.
+func (ps *pullState) current(gen uint64) bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.gen == gen
+}
+
+// readLoop reads one connection's track into the pipeline's track.
 func (ps *pullState) readLoop(t *upTrack, remote *webrtc.TrackRemote, gen uint64) {
 	buf := make([]byte, 1500)
 	for {
@@ -245,39 +232,16 @@ func (ps *pullState) readLoop(t *upTrack, remote *webrtc.TrackRemote, gen uint64
 			continue
 		}
 		p.arrival = time.Now()
-		if !ps.shift(t, p, gen) {
-			return // a newer source took over
+		if !ps.current(gen) {
+			return // a newer connection took over
+		}
+		if old := t.lookup(p.header.SequenceNumber); old != nil && old.header.Timestamp == p.header.Timestamp {
+			continue // had already: the new node pulled from replays its group of pictures
 		}
 		t.ep.packetsIn.Add(1)
 		t.ep.bytesIn.Add(uint64(n))
 		t.dispatch(p)
 	}
-}
-
-// shift rewrites p to continue the track's previous source; false if p's
-// source is no longer the current one.
-func (ps *pullState) shift(t *upTrack, p *packet, gen uint64) bool {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	s := ps.shifts[t]
-	if s == nil || s.gen != gen {
-		return false
-	}
-	if !s.seeded {
-		s.seeded = true
-		s.seqOff, s.tsOff = 0, 0
-		if s.have {
-			s.seqOff = s.lastSeq + 1 - p.header.SequenceNumber
-			elapsed := uint32(p.arrival.Sub(s.lastAt).Seconds() * float64(s.clock))
-			s.tsOff = s.lastTS + elapsed + 1 - p.header.Timestamp
-		}
-	}
-	p.header.SequenceNumber += s.seqOff
-	p.header.Timestamp += s.tsOff
-	if !s.have || seqNewer(p.header.SequenceNumber, s.lastSeq) {
-		s.have, s.lastSeq, s.lastTS, s.lastAt = true, p.header.SequenceNumber, p.header.Timestamp, p.arrival
-	}
-	return true
 }
 
 // pullAPI builds a pion API for a relay pull: every codec the SFU forwards
