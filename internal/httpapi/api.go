@@ -47,6 +47,9 @@ type Config struct {
 	Demo           fs.FS        // served at "/" if set
 	Recordings     Recordings   // served at GET /media/recordings if set
 	Metrics        http.Handler // served at GET /metrics if set
+	// ClusterNodes and ClusterDrain, if set, are served (admin) at
+	// GET BasePath/cluster/nodes and POST BasePath/cluster/drain.
+	ClusterNodes, ClusterDrain http.Handler
 	Logger         *slog.Logger
 	RequestTimeout time.Duration
 
@@ -103,6 +106,10 @@ func New(svc Broadcasts, cfg Config) http.Handler {
 	}
 	for pattern, h := range adminAPI {
 		mux.Handle(pattern, a.admin(h))
+	}
+	if cfg.ClusterNodes != nil && cfg.ClusterDrain != nil {
+		mux.Handle("GET "+b+"/cluster/nodes", a.admin(cfg.ClusterNodes))
+		mux.Handle("POST "+b+"/cluster/drain", a.admin(cfg.ClusterDrain))
 	}
 	mux.HandleFunc("GET "+b+"/healthcheck/_check", a.health)
 	mux.HandleFunc("GET "+b+"/config", a.authenticated(a.clientConfig))

@@ -48,6 +48,11 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		body.Message += " " + e.Detail
 	}
 	code := status(e)
+	if errors.Is(err, live.ErrNodeBusy) {
+		// A cluster node that is draining or full: the client (or its load
+		// balancer) retries, and reaches another node.
+		w.Header().Set("Retry-After", "1")
+	}
 	lvl := slog.LevelInfo
 	switch {
 	case code >= 500:

@@ -55,10 +55,29 @@ type pulled struct {
 // clustered reports whether this process is one node of several.
 func (s *Service) clustered() bool { return s.opts.Cluster != nil }
 
+// ErrNodeBusy: this node takes no new viewers now (it is draining, or over
+// its limit); another node may.
+var ErrNodeBusy = errors.New("this node takes no new viewers now; another node may")
+
+// admitViewer asks Options.AdmitViewer whether this node takes a new viewer.
+func (s *Service) admitViewer() error {
+	if s.opts.AdmitViewer == nil {
+		return nil
+	}
+	if err := s.opts.AdmitViewer(); err != nil {
+		s.log.Info("viewer sent elsewhere", "why", err)
+		return ErrUnavailable.With("%v: %v", ErrNodeBusy, err).Wrap(ErrNodeBusy)
+	}
+	return nil
+}
+
 // joinSeat records a viewer's seat (cluster): its endpoint is made where its
 // offer lands (adopt).
 func (s *Service) joinSeat(ctx context.Context, who auth.Principal, roomID string) (RoomInfo, error) {
 	email := who.Subject
+	if err := s.admitViewer(); err != nil {
+		return RoomInfo{}, err
+	}
 	if r := s.room(roomID); r != nil {
 		r.mu.Lock()
 		presenter := r.presenter
@@ -91,6 +110,11 @@ func (s *Service) adopt(ctx context.Context, o Offer) (*room, error) {
 		return nil, ErrNotViewer
 	case err != nil:
 		return nil, s.storeErr(err)
+	}
+	if r := s.room(o.RoomID); r == nil || !r.hasViewer(o.Email) {
+		if err := s.admitViewer(); err != nil {
+			return nil, err
+		}
 	}
 	r, err := s.roomToServe(ctx, o.RoomID)
 	if err != nil {
@@ -191,6 +215,14 @@ func (s *Service) roomToServe(ctx context.Context, roomID string) (*room, error)
 	s.markPending(pl.ID(), false) // exempt from the reaper as a pulled room's
 	s.log.Info("pulling room", "room", roomID, "origin", rec.Owner, "pipeline", pl.ID())
 	return r, nil
+}
+
+// hasViewer reports whether the room has that viewer.
+func (r *room) hasViewer(email string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.viewers[email]
+	return ok
 }
 
 // pipelineID is the room's pipeline's id, or "".

@@ -85,6 +85,11 @@ type Options struct {
 	// another node outlives its last viewer here (cluster.go).
 	Cluster    Cluster
 	RelayGrace time.Duration
+	// AdmitViewer, if set, is asked before this node takes a new viewer
+	// (cluster): an error refuses it as ErrUnavailable wrapping ErrNodeBusy
+	// (the node is draining or over its limit), which transports turn into
+	// a redirect or a 503 with Retry-After.
+	AdmitViewer func() error
 }
 
 // Service implements the broadcast lifecycle.

@@ -3,6 +3,8 @@ package whip
 import (
 	"context"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/onair-live/onair/internal/auth"
 	"github.com/onair-live/onair/internal/live"
@@ -74,4 +76,24 @@ func (s *Server) deleteRelay(w http.ResponseWriter, r *http.Request, sess *sessi
 		relays.Unrelay(sess.roomID, sess.relay)
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// redirect answers a WHEP POST this node is too busy for (draining, full)
+// with 307 to the same request at another node, if there is one.
+func (s *Server) redirect(w http.ResponseWriter, r *http.Request, k kind, roomID string) bool {
+	if k != kindWHEP || s.cfg.OtherNode == nil {
+		return false
+	}
+	base, ok := s.cfg.OtherNode(r.Context())
+	if !ok {
+		return false
+	}
+	u := strings.TrimRight(base, "/") + "/whep/" + url.PathEscape(roomID)
+	if q := r.URL.RawQuery; q != "" {
+		u += "?" + q
+	}
+	s.log.Info("viewer redirected to another node", "room", roomID, "to", base)
+	w.Header().Set("Location", u)
+	problem(w, http.StatusTemporaryRedirect, "this node takes no new viewers now; watch at "+u)
+	return true
 }

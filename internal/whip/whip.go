@@ -61,6 +61,9 @@ type Config struct {
 	// RelayAuth, if set, verifies the token of a node that pulls a room as
 	// a relay (POST /whep/{room}?relay={node}; relay.go); nil: no relays.
 	RelayAuth func(token string) (auth.Principal, error)
+	// OtherNode, if set, names the base URL of another node that takes
+	// viewers, for a WHEP request this node refuses as busy (a 307).
+	OtherNode func(ctx context.Context) (string, bool)
 }
 
 // Server serves /whip/ and /whep/.
@@ -255,6 +258,12 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, k kind, roo
 	case errors.Is(err, media.ErrBadOffer), errors.Is(err, media.ErrIncompatible),
 		errors.Is(err, live.ErrBadRequest), errors.Is(err, live.ErrMissingField):
 		status = http.StatusBadRequest
+	case errors.Is(err, live.ErrNodeBusy):
+		if s.redirect(w, r, k, roomID) { // relay.go
+			return
+		}
+		w.Header().Set("Retry-After", "1")
+		status = http.StatusServiceUnavailable
 	case errors.Is(err, live.ErrUnavailable), errors.Is(err, live.ErrTooManyRooms):
 		status = http.StatusServiceUnavailable
 	}
