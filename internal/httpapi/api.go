@@ -38,20 +38,20 @@ type Broadcasts interface {
 
 // Config is what the API needs besides the domain.
 type Config struct {
-	BasePath       string
-	MaxBodyBytes   int64
-	ICEServers     []media.ICEServer
-	WebSocket      http.Handler // served at BasePath + "/ws"
-	WHIP           http.Handler // served at /whip/ and /whep/
-	HLS            http.Handler // served at /hls/ (nil: off)
-	Demo           fs.FS        // served at "/" if set
-	Recordings     Recordings   // served at GET /media/recordings if set
-	Metrics        http.Handler // served at GET /metrics if set
+	BasePath     string
+	MaxBodyBytes int64
+	ICEServers   []media.ICEServer
+	WebSocket    http.Handler // served at BasePath + "/ws"
+	WHIP         http.Handler // served at /whip/ and /whep/
+	HLS          http.Handler // served at /hls/ (nil: off)
+	Demo         fs.FS        // served at "/" if set
+	Recordings   Recordings   // served at GET /media/recordings if set
+	Metrics      http.Handler // served at GET /metrics if set
 	// ClusterNodes and ClusterDrain, if set, are served (admin) at
 	// GET BasePath/cluster/nodes and POST BasePath/cluster/drain.
 	ClusterNodes, ClusterDrain http.Handler
-	Logger         *slog.Logger
-	RequestTimeout time.Duration
+	Logger                     *slog.Logger
+	RequestTimeout             time.Duration
 
 	// Access (access.go). Auth nil is trusted-header mode.
 	Auth *auth.Authenticator
