@@ -76,6 +76,20 @@ func run(args []string) int {
 		}
 	case <-ctx.Done():
 		log.Info("signal received")
+		// A cluster node drains first: it takes no new sessions and waits
+		// (at most -drain-timeout) for its viewers and the nodes pulling
+		// from it to leave. A second signal cuts the wait short.
+		a.Drain()
+		stop()
+		again, stopAgain := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stopAgain()
+		select {
+		case <-a.Drained():
+		case <-again.Done():
+			log.Warn("second signal: shutting down without waiting for the drain")
+		}
+	case <-a.Drained():
+		log.Info("drained: shutting down")
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()

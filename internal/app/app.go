@@ -51,6 +51,8 @@ type App struct {
 	stopReaper context.CancelFunc
 	reaperDone chan struct{}
 	closeOnce  sync.Once
+	drainOnce  sync.Once
+	drained    chan struct{} // Drained without a cluster
 }
 
 // New builds the parts. Nothing listens until Serve.
@@ -97,17 +99,17 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		_ = st.Close()
 		return nil, err
 	}
-	svc = live.New(st, engine, obs.watch(cfg, log, engine, live.Options{Logger: log, ReapInterval: cfg.ReapInterval, OwnerTTL: cfg.RedisOwnerTTL,
+	svc = live.New(st, engine, nd.admission(cfg, &svc, obs.watch(cfg, log, engine, live.Options{Logger: log, ReapInterval: cfg.ReapInterval, OwnerTTL: cfg.RedisOwnerTTL,
 		Recorder: rec.factory(), OnRejected: obs.rejected, OfferWait: cfg.ConnectTimeout,
 		Owner: owner, Cluster: nd.liveCluster(), RelayGrace: cfg.RelayGrace,
-		Limits: live.Limits{MaxRooms: cfg.MaxRooms, MaxViewersPerRoom: cfg.MaxViewersPerRoom, MaxCandidates: cfg.MaxCandidates}}))
+		Limits: live.Limits{MaxRooms: cfg.MaxRooms, MaxViewersPerRoom: cfg.MaxViewersPerRoom, MaxCandidates: cfg.MaxCandidates}})))
 	ws := signal.NewServer(svc, signal.Config{MaxMessageBytes: cfg.MaxMessageBytes, Logger: log,
 		Auth: acc.authn, MessagesPerSecond: cfg.MaxMessagesPerSecond, OriginPatterns: acc.origins, OnRejected: obs.rejected,
 		PingInterval: cfg.WSPingInterval, IdleTimeout: cfg.WSIdleTimeout, BindTimeout: cfg.WSBindTimeout})
 	wc := whip.Config{StreamKey: cfg.StreamKey, StreamKeys: cfg.StreamKeys,
 		ICEServers: cfg.ICEServers, TURN: tr.servers, MaxBodyBytes: cfg.MaxMessageBytes, Logger: log, Auth: acc.authn, OnRejected: obs.rejected}
 	if nd != nil {
-		wc.RelayAuth = nd.cl.Verify
+		wc.RelayAuth, wc.OtherNode = nd.cl.Verify, nd.cl.OtherNode
 	}
 	wh := whip.New(svc, wc)
 	hs := newHLS(cfg, log, svc, acc.authn) // hls.go
@@ -116,6 +118,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		WebSocket: ws, WHIP: wh, Demo: web.Static(), Recordings: rec.api(), Logger: log, Metrics: obs.start(svc, engine, hlsCounts(hs)),
 		Auth: acc.authn, AllowedOrigins: acc.origins, OnRejected: obs.rejected,
 	}
+	nd.serve(&hc, &svc) // cluster.go: its endpoints, and no new WebSocket while draining
 	if acc.sessions != nil {
 		hc.Sessions = acc.sessions // not a nil *PerAddress in the interface
 	}
@@ -124,7 +127,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	}
 	handler := httpapi.New(svc, hc)
 	a := &App{cfg: cfg, log: log, engine: engine, store: st, svc: svc, ws: ws, rec: rec, obs: obs, turn: tr, hls: hs, node: nd,
-		http: newHTTPServer(cfg, handler, log), reaperDone: make(chan struct{}), tls: tlsConf}
+		http: newHTTPServer(cfg, handler, log), reaperDone: make(chan struct{}), tls: tlsConf, drained: make(chan struct{})}
 	if tlsConf != nil {
 		a.redirect = newHTTPServer(cfg, http.HandlerFunc(a.redirectToHTTPS), log)
 	}
@@ -136,6 +139,26 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	}()
 	nd.run()
 	return a, nil
+}
+
+// Drain starts a drain (SIGTERM or POST /signal/cluster/drain on a cluster
+// node): the node takes no new sessions, and Drained is closed once its
+// viewers and the nodes pulling from it have left, or after -drain-timeout.
+// Not a cluster node, it is over at once.
+func (a *App) Drain() {
+	if a.node == nil {
+		a.drainOnce.Do(func() { close(a.drained) })
+		return
+	}
+	a.node.drain(a.svc)
+}
+
+// Drained is closed when a drain is over: then Shutdown.
+func (a *App) Drained() <-chan struct{} {
+	if a.node == nil {
+		return a.drained
+	}
+	return a.node.drained
 }
 
 // Service is the broadcast domain, for tests and tools.

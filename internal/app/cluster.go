@@ -2,13 +2,17 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/onair-live/onair/internal/cluster"
 	"github.com/onair-live/onair/internal/config"
+	"github.com/onair-live/onair/internal/httpapi"
 	"github.com/onair-live/onair/internal/live"
 	"github.com/onair-live/onair/internal/sfu"
 	"github.com/onair-live/onair/internal/store"
@@ -18,8 +22,13 @@ import (
 // nil otherwise.
 type node struct {
 	cl   *cluster.Cluster
+	log  *slog.Logger
 	stop context.CancelFunc
 	done chan struct{}
+
+	drainTimeout time.Duration
+	drainOnce    sync.Once
+	drained      chan struct{} // closed when a drain is over
 
 	mu        sync.Mutex
 	lastBytes uint64
@@ -36,9 +45,10 @@ func newNode(cfg config.Config, log *slog.Logger, st store.Store, owner string, 
 	if !ok {
 		return nil, errors.New("-advertise-url needs the state in Redis (-redis)")
 	}
-	n := &node{done: make(chan struct{}), lastAt: time.Now()}
+	n := &node{done: make(chan struct{}), lastAt: time.Now(), log: log.With("component", "cluster"),
+		drainTimeout: cfg.DrainTimeout, drained: make(chan struct{})}
 	cl, err := cluster.New(cluster.Config{Node: owner, AdvertiseURL: cfg.AdvertiseURL,
-		Secret: []byte(cfg.ClusterSecret), Fanout: cfg.RelayFanout, TTL: cfg.RedisOwnerTTL, Logger: log,
+		Secret: []byte(cfg.ClusterSecret), Fanout: cfg.RelayFanout, MaxViewers: cfg.NodeMaxViewers, TTL: cfg.RedisOwnerTTL, Logger: log,
 		Load: func() cluster.Load { return n.load(*svc, engine) }}, rs.Client(), rs.Prefix(), rs.RoomKey)
 	if err != nil {
 		return nil, err
@@ -96,4 +106,104 @@ func (n *node) liveCluster() live.Cluster {
 		return nil
 	}
 	return n.cl
+}
+
+// admission makes a draining node refuse new broadcasts and viewers, and a
+// node over -node-max-viewers (or the media engine's hard limits) refuse
+// new viewers, whom the transports send to other nodes.
+func (n *node) admission(cfg config.Config, svc **live.Service, opts live.Options) live.Options {
+	if n == nil {
+		return opts
+	}
+	broadcast := opts.Admit
+	opts.Admit = func() error {
+		if n.cl.Draining() {
+			return errors.New("this node is draining")
+		}
+		if broadcast != nil {
+			return broadcast()
+		}
+		return nil
+	}
+	opts.AdmitViewer = func() error {
+		if n.cl.Draining() {
+			return errors.New("this node is draining")
+		}
+		if max := cfg.NodeMaxViewers; max > 0 && *svc != nil && (*svc).Load().Viewers >= max {
+			return fmt.Errorf("this node serves its %d viewers (-node-max-viewers)", max)
+		}
+		if broadcast != nil {
+			return broadcast() // the media engine's hard limits
+		}
+		return nil
+	}
+	return opts
+}
+
+// serve adds the cluster's admin endpoints to the API, and refuses new
+// WebSockets (503, Retry-After) while the node drains.
+func (n *node) serve(hc *httpapi.Config, svc **live.Service) {
+	if n == nil {
+		return
+	}
+	hc.ClusterNodes = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		nodes, err := n.cl.Nodes(r.Context())
+		if err != nil {
+			http.Error(w, "the registry cannot be read: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(nodes)
+	})
+	hc.ClusterDrain = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.drain(*svc)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_ = json.NewEncoder(w).Encode(map[string]any{"draining": true, "timeout": n.drainTimeout.String()})
+	})
+	if ws := hc.WebSocket; ws != nil {
+		hc.WebSocket = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if n.cl.Draining() {
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "this node is draining: connect to another", http.StatusServiceUnavailable)
+				return
+			}
+			ws.ServeHTTP(w, r)
+		})
+	}
+}
+
+// drain starts a drain, once: the node takes no new sessions, and drained
+// is closed when its viewers and the nodes pulling from it have left, or
+// after -drain-timeout.
+func (n *node) drain(svc *live.Service) {
+	n.drainOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		n.cl.Drain(ctx)
+		cancel()
+		l := svc.Load()
+		n.log.Info("draining", "viewers", l.Viewers, "relays", l.Relays, "timeout", n.drainTimeout)
+		go n.waitDrained(svc)
+	})
+}
+
+func (n *node) waitDrained(svc *live.Service) {
+	defer close(n.drained)
+	deadline := time.NewTimer(n.drainTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		l := svc.Load()
+		if l.Viewers == 0 && l.Relays == 0 {
+			n.log.Info("drained")
+			return
+		}
+		select {
+		case <-deadline.C:
+			n.log.Warn("drain timed out", "viewers", l.Viewers, "relays", l.Relays)
+			return
+		case <-tick.C:
+		}
+	}
 }

@@ -43,7 +43,7 @@ func startNode(t *testing.T, name, redisURL, prefix string, extra ...string) *pr
 	addr := l.Addr().String()
 	_ = l.Close()
 	args := append([]string{"-addr", addr, "-advertise-url", "http://" + addr, "-cluster-secret", clusterSecret,
-		"-disconnect-timeout", "6s"}, extra...)
+		"-disconnect-timeout", "6s", "-drain-timeout", "5s"}, extra...)
 	p := startProc(t, name, redisURL, prefix, 3*time.Second, args...)
 	p.Server.Config.BasePath = "/signal" // for its WHIP client
 	return p
@@ -386,5 +386,92 @@ func TestClusterRelayParentKilled(t *testing.T) {
 	}
 	if n := c.count(`msg="viewer left"`); n != 0 {
 		t.Errorf("a viewer left c: %d", n)
+	}
+}
+
+// TestClusterDrain: a drained node refuses new viewers (WHEP 307 to
+// another node, REST 503 with Retry-After) while its viewer keeps playing;
+// the registry shows it draining; when its viewer leaves, it shuts down by
+// itself.
+func TestClusterDrain(t *testing.T) {
+	srv := redistest.Start(t)
+	a := startNode(t, "a", srv.URL, "c6:")
+	b := startNode(t, "b", srv.URL, "c6:", "-drain-timeout", "60s")
+	testpeer.MustWHIPPublisher(t, a.Server, nil, "show", testpeer.WHIPOptions{Query: url.Values{"email": {"star@x"}}})
+	vb := mustWatch(t, b, "show", "vb@x")
+
+	want(t, b.REST.Do(http.MethodPost, "/cluster/drain", "", nil), http.StatusAccepted)
+	aURL, bURL := strings.TrimSuffix(a.URL, "/signal"), strings.TrimSuffix(b.URL, "/signal")
+	wantNodes := fmt.Sprintf("[%s viewers=0 rooms=1 relays=1 draining=false %s viewers=1 rooms=1 relays=0 draining=true]", aURL, bURL)
+	if nodeID(t, a) > nodeID(t, b) {
+		wantNodes = fmt.Sprintf("[%s viewers=1 rooms=1 relays=0 draining=true %s viewers=0 rooms=1 relays=1 draining=false]", bURL, aURL)
+	}
+	var gotNodes string
+	if !testpeer.Eventually(timeout, func() bool {
+		var nodes []struct {
+			ID       string `json:"id"`
+			URL      string `json:"url"`
+			Viewers  int    `json:"viewers"`
+			Rooms    int    `json:"rooms"`
+			Relays   int    `json:"relays"`
+			Draining bool   `json:"draining"`
+		}
+		if err := a.REST.Do(http.MethodGet, "/cluster/nodes", "", nil).Decode(&nodes); err != nil {
+			gotNodes = err.Error()
+			return false
+		}
+		var out []string
+		for _, n := range nodes {
+			out = append(out, fmt.Sprintf("%s viewers=%d rooms=%d relays=%d draining=%v", n.URL, n.Viewers, n.Rooms, n.Relays, n.Draining))
+		}
+		gotNodes = fmt.Sprint(out)
+		return gotNodes == wantNodes
+	}) {
+		t.Errorf("GET /cluster/nodes: %s, want %s", gotNodes, wantNodes)
+	}
+
+	// New viewers are sent to a: a 307, which WHEP players follow.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Post(bURL+"/whep/show?email=raw%40x", "application/sdp", strings.NewReader("v=0\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != aURL+"/whep/show?email=raw%40x" {
+		t.Errorf("WHEP on the draining node: %s, Location %q; want 307 to a", resp.Status, resp.Header.Get("Location"))
+	}
+	moved := mustWatch(t, b, "show", "new@x")
+	if a.count(`msg="viewer served here"`, "viewer=new@x") != 1 || b.count(`msg="viewer served here"`, "viewer=new@x") != 0 {
+		t.Errorf("the redirected viewer is not served by a")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	r := b.REST.Join("late@x", "show")
+	want(t, r, http.StatusServiceUnavailable)
+	if r.Header.Get("Retry-After") == "" {
+		t.Errorf("REST join on the draining node: no Retry-After: %s", r)
+	}
+	_ = moved
+
+	// b's viewer plays on, and b stays up until it leaves.
+	if err := vb.Peer.WaitMoreMedia(ctx, 30); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.exited:
+		t.Fatalf("b exited with its viewer still watching")
+	default:
+	}
+	want(t, vb.Session.Delete(), http.StatusOK)
+	select {
+	case <-b.exited:
+		if code := b.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("b exited with %d", code)
+		}
+	case <-time.After(timeout):
+		t.Fatalf("b still up %s after its last viewer left", timeout)
+	}
+	if n := b.count(`msg=drained component=cluster`); n != 1 {
+		t.Errorf("b logged drained %d times", n)
 	}
 }
