@@ -30,6 +30,7 @@ import (
 // Options are the flags of one run.
 type Options struct {
 	URL          string
+	ViewerURLs   []string // the nodes viewers join, round robin (default: URL)
 	BasePath     string
 	Protocol     string // viewers: ws, whep or hls
 	Publish      string // publisher: ws or whip
@@ -112,6 +113,7 @@ func parseFlags(args []string, usage io.Writer) (*Options, error) {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.URL, "url", "http://127.0.0.1:8080", "server root URL (http or https)")
+	viewerURLs := fs.String("viewer-url", "", "node URLs the ws and whep viewers join, comma-separated, spread round robin: a cluster's edges (default: -url)")
 	fs.StringVar(&o.BasePath, "base-path", "/signal", "base path of the REST API and WebSocket")
 	fs.StringVar(&o.Protocol, "protocol", "ws", "how viewers join: ws (POST /room/view + WebSocket), whep, or hls (Low-Latency HLS readers)")
 	fs.StringVar(&o.Publish, "publish", "ws", "how the publisher publishes: ws (POST /room/live + WebSocket) or whip")
@@ -144,6 +146,14 @@ func parseFlags(args []string, usage io.Writer) (*Options, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	o.Bitrate = int(br)
+	for _, u := range strings.Split(*viewerURLs, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			o.ViewerURLs = append(o.ViewerURLs, u)
+		}
+	}
+	if len(o.ViewerURLs) == 0 {
+		o.ViewerURLs = []string{o.URL}
+	}
 	if o.Room == "" {
 		o.Room = "loadtest-" + randid.Hex(4)
 	}
@@ -176,6 +186,11 @@ func (o *Options) check() error {
 		return errors.New("-join-timeout must be positive")
 	case o.PID < 0:
 		return errors.New("-pid must not be negative")
+	}
+	for _, u := range o.ViewerURLs {
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return fmt.Errorf("-viewer-url: %q is not an http:// or https:// URL", u)
+		}
 	}
 	return o.checkTokens()
 }

@@ -232,6 +232,7 @@ func TestFlags(t *testing.T) {
 		{"-codec", "av1"},
 		{"-bitrate", "fast"},
 		{"-fps", "0"},
+		{"-viewer-url", "http://127.0.0.1:1,ftp://x"},
 		{"extra"},
 	} {
 		var out, errOut bytes.Buffer

@@ -14,20 +14,22 @@ import (
 // Summary is the result of one run. Durations are in milliseconds, losses in
 // percent of the packets sent.
 type Summary struct {
-	Type     string    `json:"type"` // "summary"
-	Started  time.Time `json:"started"`
-	URL      string    `json:"url"`
-	Room     string    `json:"room"`
-	Protocol string    `json:"protocol"`
-	Publish  string    `json:"publish"`
-	Codec    string    `json:"codec"`
-	Bitrate  int       `json:"bitrate"`
-	FPS      float64   `json:"fps"`
-	KeyInt   float64   `json:"keyintSeconds"`
-	HonorPLI bool      `json:"honorPli"`
-	Audio    bool      `json:"audio"`
-	Rate     float64   `json:"rate"`
-	Window   float64   `json:"windowSeconds"`
+	Type    string    `json:"type"` // "summary"
+	Started time.Time `json:"started"`
+	URL     string    `json:"url"`
+	// ViewerURLs are the nodes the viewers joined, when not URL alone.
+	ViewerURLs []string `json:"viewerUrls,omitempty"`
+	Room       string   `json:"room"`
+	Protocol   string   `json:"protocol"`
+	Publish    string   `json:"publish"`
+	Codec      string   `json:"codec"`
+	Bitrate    int      `json:"bitrate"`
+	FPS        float64  `json:"fps"`
+	KeyInt     float64  `json:"keyintSeconds"`
+	HonorPLI   bool     `json:"honorPli"`
+	Audio      bool     `json:"audio"`
+	Rate       float64  `json:"rate"`
+	Window     float64  `json:"windowSeconds"`
 
 	ViewersRequested int            `json:"viewersRequested"`
 	ViewersConnected int            `json:"viewersConnected"` // connected, and still were at the end
@@ -82,6 +84,9 @@ func (r *runner) summarize(window time.Duration) *Summary {
 		Publish: o.Publish, Codec: o.Codec, Bitrate: o.Bitrate, FPS: o.FPS, KeyInt: o.KeyInt.Seconds(),
 		HonorPLI: o.HonorPLI, Audio: o.Audio, Rate: o.Rate, Window: window.Seconds(),
 		ViewersRequested: o.Viewers}
+	if len(o.ViewerURLs) > 1 || (len(o.ViewerURLs) == 1 && o.ViewerURLs[0] != o.URL) {
+		s.ViewerURLs = o.ViewerURLs
+	}
 	var lossV, lossA, answer, conn, first, key []float64
 	for _, v := range r.viewers[:r.started.Load()] {
 		res := v.result()
@@ -148,8 +153,12 @@ func writeTable(w io.Writer, s *Summary) {
 	fmt.Fprintf(w, "onair loadtest  %s  room %s\n", s.URL, s.Room)
 	fmt.Fprintf(w, "publisher  %-4s  %s %d kbit/s %g fps, keyframe every %gs, %s, %s\n",
 		s.Publish, kind, s.Bitrate/1000, s.FPS, s.KeyInt, pli, audio)
-	fmt.Fprintf(w, "viewers    %-4s  %d requested at %g/s; measured for %.1fs after all joined\n\n",
+	fmt.Fprintf(w, "viewers    %-4s  %d requested at %g/s; measured for %.1fs after all joined\n",
 		s.Protocol, s.ViewersRequested, s.Rate, s.Window)
+	if len(s.ViewerURLs) > 0 {
+		fmt.Fprintf(w, "           on %s\n", strings.Join(s.ViewerURLs, ", "))
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "viewers: %d connected, %d failed, %d lost (connected, then dropped)\n",
 		s.ViewersConnected, s.ViewersFailed, s.ViewersLost)
 	keys := make([]string, 0, len(s.Failures))

@@ -22,7 +22,8 @@ const leaveConcurrency = 32
 // runner is one run: the publisher, the viewers and what they share.
 type runner struct {
 	o   *Options
-	c   *client
+	c   *client     // the publisher's node
+	vcs []*client   // the viewers' nodes (Options.ViewerURLs), round robin
 	api *webrtc.API // the viewers'
 	out *jsonLines
 	log io.Writer
@@ -50,11 +51,20 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 	}
 	c.tokens = newTokens(o)
 	defer c.close()
+	vcs := []*client{}
+	for _, u := range o.ViewerURLs {
+		vc, err := newClient(u, o.BasePath, o.Insecure)
+		if err != nil {
+			return nil, fmt.Errorf("-viewer-url: %w", err)
+		}
+		defer vc.close()
+		vcs = append(vcs, vc)
+	}
 	api, err := viewerAPI(o.LoopbackOnly)
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{o: o, c: c, api: api, out: out, log: log, viewers: make([]*viewer, o.Viewers),
+	r := &runner{o: o, c: c, vcs: vcs, api: api, out: out, log: log, viewers: make([]*viewer, o.Viewers),
 		videoLatency: &histogram{}, audioLatency: &histogram{}, began: time.Now()}
 	r.setPhase("publishing")
 	pctx, cancel := context.WithTimeout(ctx, o.JoinTimeout)

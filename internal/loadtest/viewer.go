@@ -32,6 +32,7 @@ var stateNames = [...]string{"joining", "connected", "failed", "lost"}
 // shared histograms.
 type viewer struct {
 	r     *runner
+	c     *client // the node it joins
 	index int
 	email string
 
@@ -66,7 +67,7 @@ type viewer struct {
 }
 
 func newViewer(r *runner, index int) *viewer {
-	return &viewer{r: r, index: index, email: fmt.Sprintf("%s-viewer-%d", r.o.Room, index),
+	return &viewer{r: r, c: r.vcs[index%len(r.vcs)], index: index, email: fmt.Sprintf("%s-viewer-%d", r.o.Room, index),
 		connected: make(chan struct{}), down: make(chan struct{})}
 }
 
@@ -103,7 +104,7 @@ func (v *viewer) connect(ctx context.Context) error {
 	}
 	v.joinStart = time.Now()
 	if v.r.o.Protocol == "whep" {
-		answer, loc, err := v.r.c.postOffer(ctx, "whep", v.r.o.Room, v.email, off.gatheredSDP)
+		answer, loc, err := v.c.postOffer(ctx, "whep", v.r.o.Room, v.email, off.gatheredSDP)
 		if err != nil {
 			return err
 		}
@@ -112,11 +113,11 @@ func (v *viewer) connect(ctx context.Context) error {
 			return fmt.Errorf("set answer: %w", err)
 		}
 	} else {
-		if err := v.r.c.join(ctx, v.email, v.r.o.Room); err != nil {
+		if err := v.c.join(ctx, v.email, v.r.o.Room); err != nil {
 			return err
 		}
 		v.joined = true
-		ws, err := dialWS(ctx, v.r.c, v.email, pc, v.onStop)
+		ws, err := dialWS(ctx, v.c, v.email, pc, v.onStop)
 		if err != nil {
 			return err
 		}
@@ -277,9 +278,9 @@ func (v *viewer) leave(ctx context.Context) error {
 	var err error
 	switch {
 	case v.location != "":
-		err = v.r.c.deleteResource(ctx, v.location, v.email)
+		err = v.c.deleteResource(ctx, v.location, v.email)
 	case v.joined:
-		err = v.r.c.leave(ctx, v.email)
+		err = v.c.leave(ctx, v.email)
 	}
 	if v.ws != nil {
 		v.ws.close()
