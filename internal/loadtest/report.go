@@ -47,6 +47,9 @@ type Summary struct {
 	ViewersWithKeyframe int  `json:"viewersWithKeyframe"`
 	LatencyVideo        Dist `json:"forwardingVideoMs"`
 	LatencyAudio        Dist `json:"forwardingAudioMs"`
+	// LatencyVideoByNode is LatencyVideo of the viewers of each of
+	// ViewerURLs, when they are set.
+	LatencyVideoByNode []Dist `json:"forwardingVideoMsByNode,omitempty"`
 
 	PacketsPerSecond          float64 `json:"rxPacketsPerSecond"`
 	MbitPerSecond             float64 `json:"rxMbitPerSecond"`
@@ -86,6 +89,9 @@ func (r *runner) summarize(window time.Duration) *Summary {
 		ViewersRequested: o.Viewers}
 	if len(o.ViewerURLs) > 1 || (len(o.ViewerURLs) == 1 && o.ViewerURLs[0] != o.URL) {
 		s.ViewerURLs = o.ViewerURLs
+		for _, h := range r.nodeVideo {
+			s.LatencyVideoByNode = append(s.LatencyVideoByNode, h.dist())
+		}
 	}
 	var lossV, lossA, answer, conn, first, key []float64
 	for _, v := range r.viewers[:r.started.Load()] {
@@ -181,6 +187,9 @@ func writeTable(w io.Writer, s *Summary) {
 	row("join → first packet", s.FirstPacket)
 	row("join → first keyframe", s.FirstKeyframe)
 	row("forwarding, video frames", s.LatencyVideo)
+	for i, d := range s.LatencyVideoByNode {
+		row("  of viewers on "+s.ViewerURLs[i], d)
+	}
 	if s.Audio {
 		row("forwarding, audio frames", s.LatencyAudio)
 	}

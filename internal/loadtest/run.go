@@ -37,6 +37,7 @@ type runner struct {
 	measuring                  atomic.Bool
 	hlsHoldBackMs              atomic.Int64 // PART-HOLD-BACK of the HLS playlists (hls.go)
 	videoLatency, audioLatency *histogram
+	nodeVideo                  []*histogram // video latency by viewer node (vcs)
 	phase                      atomic.Pointer[string]
 	began                      time.Time
 }
@@ -64,7 +65,11 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{o: o, c: c, vcs: vcs, api: api, out: out, log: log, viewers: make([]*viewer, o.Viewers),
+	nodeVideo := make([]*histogram, len(vcs))
+	for i := range nodeVideo {
+		nodeVideo[i] = &histogram{}
+	}
+	r := &runner{o: o, c: c, vcs: vcs, nodeVideo: nodeVideo, api: api, out: out, log: log, viewers: make([]*viewer, o.Viewers),
 		videoLatency: &histogram{}, audioLatency: &histogram{}, began: time.Now()}
 	r.setPhase("publishing")
 	pctx, cancel := context.WithTimeout(ctx, o.JoinTimeout)

@@ -33,6 +33,7 @@ var stateNames = [...]string{"joining", "connected", "failed", "lost"}
 type viewer struct {
 	r     *runner
 	c     *client // the node it joins
+	node  int     // its index in Options.ViewerURLs
 	index int
 	email string
 
@@ -67,7 +68,7 @@ type viewer struct {
 }
 
 func newViewer(r *runner, index int) *viewer {
-	return &viewer{r: r, c: r.vcs[index%len(r.vcs)], index: index, email: fmt.Sprintf("%s-viewer-%d", r.o.Room, index),
+	return &viewer{r: r, c: r.vcs[index%len(r.vcs)], node: index % len(r.vcs), index: index, email: fmt.Sprintf("%s-viewer-%d", r.o.Room, index),
 		connected: make(chan struct{}), down: make(chan struct{})}
 }
 
@@ -236,6 +237,9 @@ func (v *viewer) read(track *webrtc.TrackRemote) {
 		// of the group of pictures: their age is not forwarding latency.
 		if st, ok := frameStamp(mime, payload); ok && v.r.measuring.Load() && st.sentNanos >= v.connectedAt.Load() {
 			hist.add(time.Duration(now - st.sentNanos))
+			if isVideo {
+				v.r.nodeVideo[v.node].add(time.Duration(now - st.sentNanos))
+			}
 		}
 	}
 }
