@@ -58,6 +58,7 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 		if err != nil {
 			return nil, fmt.Errorf("-viewer-url: %w", err)
 		}
+		vc.tokens = c.tokens
 		defer vc.close()
 		vcs = append(vcs, vc)
 	}
