@@ -103,6 +103,12 @@ func mediaPlaylists(pl []byte) (video, audio string) {
 	return video, audio
 }
 
+// behind is a 400 (a segment no longer in the playlist) or a 404 (an
+// expired part): a reader that fell behind the live edge.
+type behind struct{ msg string }
+
+func (b *behind) Error() string { return b.msg }
+
 // hlsGet fetches one URL of the room's HLS.
 func (v *viewer) hlsGet(ctx context.Context, name string, q url.Values) ([]byte, error) {
 	u := v.r.c.root.String() + "/hls/" + url.PathEscape(v.r.o.Room) + "/" + name
@@ -125,6 +131,9 @@ func (v *viewer) hlsGet(ctx context.Context, name string, q url.Values) ([]byte,
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return nil, err
+	}
+	if resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusNotFound {
+		return nil, &behind{fmt.Sprintf("GET %s: %d %s", name, resp.StatusCode, strings.TrimSpace(string(body)))}
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s: %d %s", name, resp.StatusCode, strings.TrimSpace(string(body)))
@@ -177,6 +186,10 @@ func (v *viewer) followHLS(ctx context.Context, name string, isVideo bool) {
 	next := hlsPart{msn: -1}
 	for ctx.Err() == nil {
 		pl, err := v.hlsGet(ctx, name, q)
+		if errors.As(err, new(*behind)) && q != nil {
+			next, q = hlsPart{msn: -1}, nil // fell behind the playlist: back to the live edge, as players do
+			continue
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				v.hlsFailed(err)
@@ -197,6 +210,9 @@ func (v *viewer) followHLS(ctx context.Context, name string, isVideo bool) {
 				continue
 			}
 			body, err := v.hlsGet(ctx, p.uri, nil)
+			if errors.As(err, new(*behind)) {
+				break // the part expired meanwhile: the next playlist moves on
+			}
 			if err != nil {
 				if ctx.Err() == nil {
 					v.hlsFailed(err)
