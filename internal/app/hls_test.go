@@ -14,8 +14,6 @@ import (
 
 	"github.com/bluenviron/gohlslib/v2"
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
-	"github.com/pion/webrtc/v4"
-	pionmedia "github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/onair-live/onair/internal/config"
 	"github.com/onair-live/onair/internal/record/recordtest"
@@ -48,35 +46,19 @@ func publishClip(t *testing.T, origin, roomID, codec string, length time.Duratio
 	clip := recordtest.MakeClip(t, t.TempDir(), codec, length)
 	pub := newMediaPublisher(t, clip.VideoMime)
 	pub.publishWHIP(t, origin, roomID, "artist@x", "Live", "http://img/1.png")
-	select {
+	select { // here, not in sendUntil's goroutine, where t.Fatal may not be called
 	case <-pub.connected:
 	case <-within(t).Done():
 		t.Fatal("the presenter's media did not connect")
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	play := func(track *webrtc.TrackLocalStaticSample, samples []recordtest.Sample) {
-		defer wg.Done()
-		start := time.Now()
-		var at time.Duration
-		for _, s := range samples {
-			if err := track.WriteSample(pionmedia.Sample{Data: s.Data, Duration: s.Duration}); err != nil {
-				return
-			}
-			at += s.Duration
-			select {
-			case <-time.After(time.Until(start.Add(at))):
-			case <-stop:
-				return
-			}
-		}
-	}
-	wg.Add(2)
-	go play(pub.video, recordtest.VideoSamples(t, clip))
-	go play(pub.audio, recordtest.AudioSamples(t, clip))
+	stop, sent := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sent)
+		pub.sendUntil(t, clip, stop)
+	}()
 	t.Cleanup(func() {
 		close(stop)
-		wg.Wait()
+		<-sent
 	})
 }
 

@@ -202,6 +202,13 @@ func (p *mediaPublisher) publishWHIP(t *testing.T, origin, roomID, email, title,
 // returns when both are sent.
 func (p *mediaPublisher) send(t *testing.T, c recordtest.Clip) {
 	t.Helper()
+	p.sendUntil(t, c, nil)
+}
+
+// sendUntil is send, stopping early when stop closes (a nil stop never
+// does).
+func (p *mediaPublisher) sendUntil(t *testing.T, c recordtest.Clip, stop <-chan struct{}) {
+	t.Helper()
 	select {
 	case <-p.connected:
 	case <-within(t).Done():
@@ -218,7 +225,11 @@ func (p *mediaPublisher) send(t *testing.T, c recordtest.Clip) {
 				return
 			}
 			at += s.Duration
-			time.Sleep(time.Until(start.Add(at)))
+			select {
+			case <-time.After(time.Until(start.Add(at))):
+			case <-stop:
+				return
+			}
 		}
 	}
 	wg.Add(2)
