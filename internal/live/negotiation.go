@@ -18,6 +18,9 @@ type Offer struct {
 	// Gathered asks for an answer that carries every server candidate, for
 	// clients that do not trickle (WHIP and WHEP).
 	Gathered bool
+	// Layer pins a viewer's simulcast layer from the start (h, m, l; "" or
+	// auto: chosen by its bandwidth). See SetLayer.
+	Layer string
 }
 
 // Present negotiates the presenter's offer and binds the session to it.
@@ -39,6 +42,9 @@ func (s *Service) offer(ctx context.Context, sess Session, who auth.Principal, o
 	}
 	if err := s.mayOffer(who, o, role); err != nil {
 		return "", err
+	}
+	if err := media.CheckLayer(o.Layer); err != nil {
+		return "", ErrBadRequest.With("%v", err)
 	}
 	r := s.room(o.RoomID)
 	if role == store.RoleViewer && s.clustered() {
@@ -85,6 +91,11 @@ func (s *Service) offer(ctx context.Context, sess Session, who auth.Principal, o
 	m.stopOfferWait()
 	r.mu.Unlock()
 
+	if lp, ok := m.endpoint.(media.LayerPinner); ok && o.Layer != "" && role == store.RoleViewer {
+		if err := lp.SetLayer(o.Layer); err != nil {
+			s.log.Debug("layer not pinned", "room", o.RoomID, "err", err)
+		}
+	}
 	process := m.endpoint.ProcessOffer
 	if o.Gathered {
 		process = m.endpoint.ProcessOfferGathered
@@ -188,11 +199,14 @@ func (s *Service) Publish(ctx context.Context, sess Session, who auth.Principal,
 
 // Watch joins a room and negotiates the viewer in one step (WHEP): the
 // viewer is removed again if the offer fails.
-func (s *Service) Watch(ctx context.Context, sess Session, who auth.Principal, roomID, offer string) (string, error) {
+func (s *Service) Watch(ctx context.Context, sess Session, who auth.Principal, roomID, offer, layer string) (string, error) {
+	if err := media.CheckLayer(layer); err != nil {
+		return "", ErrBadRequest.With("%v", err)
+	}
 	if _, err := s.Join(ctx, who, roomID); err != nil {
 		return "", err
 	}
-	answer, err := s.View(ctx, sess, who, Offer{RoomID: roomID, Email: who.Subject, SDP: offer, Gathered: true})
+	answer, err := s.View(ctx, sess, who, Offer{RoomID: roomID, Email: who.Subject, SDP: offer, Gathered: true, Layer: layer})
 	if err != nil {
 		r := s.room(roomID)
 		if (r == nil || !s.removeViewer(ctx, r, who.Subject, nil, ReasonFailed, "offer failed", 0)) && s.clustered() {
@@ -201,6 +215,32 @@ func (s *Service) Watch(ctx context.Context, sess Session, who auth.Principal, r
 		return "", err
 	}
 	return answer, nil
+}
+
+// SetLayer pins the simulcast layer of the viewer the session signals for
+// ("h", "m", "l"), or with "auto" lets its bandwidth choose again. A
+// broadcast without simulcast ignores it.
+func (s *Service) SetLayer(sessionID, layer string) error {
+	if err := media.CheckLayer(layer); err != nil {
+		return ErrBadRequest.With("%v", err)
+	}
+	s.mu.Lock()
+	m := s.sessions[sessionID]
+	s.mu.Unlock()
+	if m == nil {
+		return ErrNoSession.With("this session has sent no offer")
+	}
+	if m.role != store.RoleViewer {
+		return ErrBadRequest.With("only a viewer has a layer")
+	}
+	lp, ok := m.endpoint.(media.LayerPinner)
+	if !ok {
+		return nil
+	}
+	if err := lp.SetLayer(layer); err != nil {
+		return ErrBadRequest.With("%v", err)
+	}
+	return nil
 }
 
 // RestartICE restarts ICE for the session's endpoint with the client's new

@@ -1,6 +1,9 @@
 package media
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // LayerPinner is implemented by subscriber endpoints whose viewer may pin
 // a simulcast layer: "h" (the top), "m", "l" (the lowest), or "auto" (or
@@ -13,3 +16,13 @@ type LayerPinner interface {
 
 // ErrBadLayer: a layer name other than h, m, l or auto.
 var ErrBadLayer = errors.New("unknown simulcast layer")
+
+// CheckLayer returns ErrBadLayer, wrapped, for a name other than h, m, l,
+// auto or "".
+func CheckLayer(name string) error {
+	switch name {
+	case "", "auto", "h", "m", "l":
+		return nil
+	}
+	return fmt.Errorf("%w %q: want h, m, l or auto", ErrBadLayer, name)
+}

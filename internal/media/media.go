@@ -134,6 +134,13 @@ type EndpointStats struct {
 	PacketsDropped uint64 `json:"packetsDropped"`
 	NACKs          uint64 `json:"nacks"`
 	PLIs           uint64 `json:"plis"`
+	// A viewer of a simulcast broadcast: the layer it is sent (h, m or l),
+	// whether it pinned it, its estimated downlink in bit/s (0 while no
+	// limit has been seen), and its switches of layer.
+	Layer         string `json:"layer,omitempty"`
+	LayerPinned   bool   `json:"layerPinned,omitempty"`
+	EstimateBPS   uint64 `json:"estimateBps,omitempty"`
+	LayerSwitches uint64 `json:"layerSwitches,omitempty"`
 }
 
 // Traffic is an engine's endpoint counters summed over every endpoint it has
@@ -144,6 +151,8 @@ type Traffic struct {
 	// PacketsDropped counts packets a slow viewer's full queue refused.
 	PacketsDropped uint64
 	NACKs, PLIs    uint64
+	// LayerSwitches counts simulcast viewers' switches of layer.
+	LayerSwitches uint64
 }
 
 // Usage is how much of the machine the media engine uses, in percent.

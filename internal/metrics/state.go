@@ -27,6 +27,7 @@ var (
 	descDropped    = desc("onair_media_packets_dropped_total", "Packets dropped for slow viewers and recorders whose queue was full.")
 	descNACKs      = desc("onair_media_nacks_total", "Retransmissions asked for by viewers (NACKed packets).")
 	descPLIs       = desc("onair_media_plis_total", "Keyframe requests: PLI and FIR from viewers, and PLIs sent to presenters.")
+	descSwitches   = desc("onair_media_layer_switches_total", "Simulcast viewers' switches from one layer to another.")
 
 	descCPU        = desc("onair_media_cpu_percent", "The media engine's CPU use at the last sample, in percent of the whole machine.")
 	descMemory     = desc("onair_media_memory_percent", "The media engine's resident memory at the last sample, in percent of the machine's.")
@@ -41,7 +42,7 @@ var (
 func (s *state) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRooms, descViewers, descSessions, descPipelines, descEndpoints,
 		descPacketsIn, descPacketsOut, descBytesIn, descBytesOut, descDropped, descNACKs, descPLIs,
-		descCPU, descMemory, descOverloaded, descWebhookQueue, descHLSViewers, descHLSMuxers} {
+		descSwitches, descCPU, descMemory, descOverloaded, descWebhookQueue, descHLSViewers, descHLSMuxers} {
 		ch <- d
 	}
 }
@@ -70,6 +71,7 @@ func (s *state) Collect(ch chan<- prometheus.Metric) {
 		counter(descDropped, t.PacketsDropped)
 		counter(descNACKs, t.NACKs)
 		counter(descPLIs, t.PLIs)
+		counter(descSwitches, t.LayerSwitches)
 	}
 	if s.src.Usage != nil {
 		if u, ok := s.src.Usage(); ok {

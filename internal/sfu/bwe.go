@@ -327,20 +327,3 @@ func (s *layerSel) pad(w webrtc.TrackLocalWriter, b *binding, p *packet) {
 		s.d.sub.ep.bytesOut.Add(size)
 	}
 }
-
-// layerEstimate is the viewer's estimated downlink in bit/s (0: no limit
-// seen, or no simulcast).
-func (e *Endpoint) layerEstimate() int64 {
-	e.mu.Lock()
-	sub := e.sub
-	e.mu.Unlock()
-	if sub == nil {
-		return 0
-	}
-	for _, d := range sub.downs {
-		if d.sel != nil {
-			return d.sel.estimate.Load()
-		}
-	}
-	return 0
-}

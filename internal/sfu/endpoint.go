@@ -320,11 +320,13 @@ func (e *Endpoint) Stats() media.EndpointStats {
 	if e.rec != nil {
 		state = e.rec.state()
 	}
-	return media.EndpointStats{
+	s := media.EndpointStats{
 		State: state, PacketsIn: e.packetsIn.Load(), PacketsOut: e.packetsOut.Load(),
 		BytesIn: e.bytesIn.Load(), BytesOut: e.bytesOut.Load(),
 		PacketsDropped: e.dropped.Load(), NACKs: e.nacks.Load(), PLIs: e.plis.Load(),
 	}
+	e.layerStats(&s)
+	return s
 }
 
 // Release closes the peer connection, waits for the endpoint's goroutines and

@@ -450,3 +450,22 @@ func (e *Endpoint) startSelectors(sub *subscriber, tracks []*upTrack) {
 		}
 	}
 }
+
+// layerStats adds a simulcast viewer's layer, pin, estimate and switches.
+func (e *Endpoint) layerStats(s *media.EndpointStats) {
+	e.mu.Lock()
+	sub := e.sub
+	e.mu.Unlock()
+	if sub == nil {
+		return
+	}
+	for _, d := range sub.downs {
+		if sel := d.sel; sel != nil {
+			cur, _, pin := sel.state()
+			s.Layer = layerName(cur, int8(len(sel.g.layers)))
+			s.LayerPinned = pin >= 0
+			s.EstimateBPS = uint64(max(0, sel.estimate.Load()))
+			s.LayerSwitches = sel.switches.Load()
+		}
+	}
+}

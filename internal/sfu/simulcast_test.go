@@ -154,7 +154,7 @@ func TestSimulcastBottleneck(t *testing.T) {
 	start := time.Now()
 	for capped.layer() == 2 {
 		if time.Since(start) > 10*time.Second {
-			t.Fatalf("capped viewer still on the top layer after 10s (estimate %d bit/s)", capped.ep.layerEstimate())
+			t.Fatalf("capped viewer still on the top layer after 10s (estimate %d bit/s)", capped.ep.Stats().EstimateBPS)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -164,7 +164,7 @@ func TestSimulcastBottleneck(t *testing.T) {
 	time.Sleep(8 * time.Second)
 	lost, total := capped.mediaLoss(from)
 	t.Logf("capped: down to layer %d in %s; then %d of %d packets lost; estimate %d bit/s",
-		capped.layer(), settled.Round(time.Millisecond), lost, total, capped.ep.layerEstimate())
+		capped.layer(), settled.Round(time.Millisecond), lost, total, capped.ep.Stats().EstimateBPS)
 	if capped.layer() == 2 {
 		t.Errorf("capped viewer back on the top layer while capped")
 	}

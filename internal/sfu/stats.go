@@ -25,6 +25,7 @@ func addStats(t *media.Traffic, s media.EndpointStats) {
 	t.PacketsDropped += s.PacketsDropped
 	t.NACKs += s.NACKs
 	t.PLIs += s.PLIs
+	t.LayerSwitches += s.LayerSwitches
 }
 
 // retire adds a released endpoint's counters to the engine's and takes it

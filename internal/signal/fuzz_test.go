@@ -32,7 +32,8 @@ func (fakeBroadcasts) AddCandidate(id string, _ media.Candidate) error {
 	return live.ErrNoSession.With("session %s has sent no offer", id)
 }
 
-func (fakeBroadcasts) SessionClosed(string) {}
+func (fakeBroadcasts) SessionClosed(string)          {}
+func (fakeBroadcasts) SetLayer(string, string) error { return nil }
 
 var messageSeeds = []string{
 	`{"id":"presenter","roomId":"r","email":"a@x","sdpOffer":"v=0"}`,

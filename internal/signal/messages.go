@@ -14,6 +14,7 @@ type inbound struct {
 	SDPOffer  string           `json:"sdpOffer"`
 	Candidate *media.Candidate `json:"candidate"`
 	Token     string           `json:"token"`
+	Layer     string           `json:"layer"` // viewer, setLayer: a simulcast layer
 }
 
 // decode reads one client message. Fields of the wrong type are an error;
@@ -67,6 +68,8 @@ const (
 	idError             = "error"
 	idToken             = "token"
 	idTokenResponse     = "tokenResponse"
+	idSetLayer          = "setLayer"
+	idSetLayerResponse  = "setLayerResponse"
 )
 
 func mustJSON(v any) []byte {

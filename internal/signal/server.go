@@ -27,6 +27,7 @@ type Broadcasts interface {
 	View(ctx context.Context, sess live.Session, who auth.Principal, o live.Offer) (string, error)
 	AddCandidate(sessionID string, c media.Candidate) error
 	SessionClosed(sessionID string)
+	SetLayer(sessionID, layer string) error
 }
 
 // Config bounds what one connection may do.

@@ -188,6 +188,8 @@ func (s *session) handle(ctx context.Context, data []byte) {
 		s.candidate(m)
 	case idToken:
 		s.refreshToken(m.Token)
+	case idSetLayer:
+		s.setLayer(m)
 	default:
 		s.srv.rejected(RejectBadMessage)
 		s.log.Warn("unknown WebSocket message", "messageId", m.ID)
@@ -212,6 +214,9 @@ func (s *session) offer(ctx context.Context, m inbound, respID string) {
 	ctx, cancel := context.WithTimeout(ctx, s.srv.cfg.OfferTimeout)
 	defer cancel()
 	o := live.Offer{RoomID: m.RoomID, Email: m.Email, SDP: m.SDPOffer}
+	if respID == idViewerResponse {
+		o.Layer = m.Layer
+	}
 	who := s.principal(m.Email)
 	s.bufferCandidates()
 	defer s.flushCandidates()
@@ -238,6 +243,16 @@ func (s *session) offer(ctx context.Context, m inbound, respID string) {
 			s.log.Debug("early candidate refused", "err", err)
 		}
 	}
+}
+
+// setLayer pins the simulcast layer of this session's viewer, or returns it
+// to automatic choice.
+func (s *session) setLayer(m inbound) {
+	if err := s.srv.svc.SetLayer(s.id, m.Layer); err != nil {
+		s.send(mustJSON(responseMsg{ID: idSetLayerResponse, Response: "rejected", Message: err.Error()}))
+		return
+	}
+	s.send(mustJSON(responseMsg{ID: idSetLayerResponse, Response: "accepted"}))
 }
 
 // candidate gives a client candidate to this session's endpoint, or keeps it

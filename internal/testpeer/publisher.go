@@ -33,6 +33,9 @@ type PublisherOptions struct {
 	// VideoSeqStart is the first video sequence number (default 65000, so
 	// that sequence numbers wrap within the first seconds).
 	VideoSeqStart uint16
+	// Simulcast sends the video as three RID layers, l, m and h
+	// (simulcast.go), as a browser or an encoder does.
+	Simulcast bool
 }
 
 // Publisher is a presenter's media: a sendonly VP8 + Opus peer that sends
@@ -46,6 +49,7 @@ type Publisher struct {
 	packetize                func(frame []byte, key bool) [][]byte // a frame's RTP payloads
 	video, audio             *webrtc.TrackLocalStaticRTP
 	videoSender, audioSender *webrtc.RTPSender
+	sc                       *simulcast // with Simulcast
 
 	forceKey                        atomic.Bool
 	plis, firs                      atomic.Uint64
@@ -123,6 +127,11 @@ func newPublisher(opts PublisherOptions, m *webrtc.MediaEngine, ir *interceptor.
 	if opts.VideoSeqStart == 0 {
 		opts.VideoSeqStart = 65000
 	}
+	if opts.Simulcast {
+		if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+			return nil, err
+		}
+	}
 	pr, err := newPeer(m, ir)
 	if err != nil {
 		return nil, err
@@ -133,8 +142,12 @@ func newPublisher(opts PublisherOptions, m *webrtc.MediaEngine, ir *interceptor.
 		pr.close()
 		return nil, err
 	}
-	p.video, err = webrtc.NewTrackLocalStaticRTP(video.RTPCodecCapability, "video", "testpeer")
-	if err != nil {
+	if opts.Simulcast {
+		if err := p.addLayers(video.RTPCodecCapability); err != nil {
+			return fail(err)
+		}
+		p.video = p.sc.layers[0]
+	} else if p.video, err = webrtc.NewTrackLocalStaticRTP(video.RTPCodecCapability, "video", "testpeer"); err != nil {
 		return fail(err)
 	}
 	p.audio, err = webrtc.NewTrackLocalStaticRTP(audio.RTPCodecCapability, "audio", "testpeer")
@@ -146,13 +159,20 @@ func newPublisher(opts PublisherOptions, m *webrtc.MediaEngine, ir *interceptor.
 	if err != nil {
 		return fail(err)
 	}
+	if p.sc != nil {
+		for _, l := range p.sc.layers[1:] {
+			if err := vt.Sender().AddEncoding(l); err != nil {
+				return fail(err)
+			}
+		}
+	}
 	at, err := pr.pc.AddTransceiverFromTrack(p.audio, sendonly)
 	if err != nil {
 		return fail(err)
 	}
 	p.videoSender, p.audioSender = vt.Sender(), at.Sender()
 	p.wg.Add(3)
-	go func() { defer p.wg.Done(); p.readRTCP(p.videoSender) }()
+	go func() { defer p.wg.Done(); p.readVideoRTCP() }()
 	go func() { defer p.wg.Done(); p.readRTCP(p.audioSender) }()
 	go func() { defer p.wg.Done(); p.send() }()
 	return p, nil
@@ -206,6 +226,11 @@ func (p *Publisher) send() {
 		case <-p.stop:
 			return
 		case <-frameTick.C:
+			if p.sc != nil {
+				p.sendLayers(n)
+				n++
+				continue
+			}
 			forced := p.forceKey.Swap(false)
 			key := forced || n == 0 || (p.opts.KeyframeEvery > 0 && n%uint32(p.opts.KeyframeEvery) == 0)
 			payloads := p.packetize(FrameBytes(n, key), key)

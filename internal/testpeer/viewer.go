@@ -26,6 +26,7 @@ type ViewerPeer struct {
 	order     []uint32             // completed, oldest first, to bound it
 	tsBase    uint32
 	haveBase  bool
+	baseLayer uint32 // the simulcast layer tsBase is of
 	videoSSRC uint32
 	sawHigh   bool // saw a sequence number near 65535
 	closed    bool
@@ -231,8 +232,10 @@ func (v *ViewerPeer) finish(ts uint32, f *frameAsm) {
 	n, key, err := CheckFrame(frame)
 	if err == nil {
 		base := ts - n*frameTicks
-		if !v.haveBase {
-			v.tsBase, v.haveBase = base, true
+		if !v.haveBase || n/LayerFrames != v.baseLayer {
+			// A simulcast layer's timestamps are its own: the SFU makes
+			// them follow the old layer's, so the base moves at a switch.
+			v.tsBase, v.haveBase, v.baseLayer = base, true, n/LayerFrames
 		} else if base != v.tsBase {
 			err = fmt.Errorf("frame %d has RTP timestamp %d, %d frames from the first", n, ts, int64(ts-v.tsBase)/frameTicks)
 		}

@@ -31,7 +31,7 @@ import (
 // Broadcasts is what WHIP and WHEP need of the domain.
 type Broadcasts interface {
 	Publish(ctx context.Context, sess live.Session, who auth.Principal, req live.StartRequest, offer string) (string, error)
-	Watch(ctx context.Context, sess live.Session, who auth.Principal, roomID, offer string) (string, error)
+	Watch(ctx context.Context, sess live.Session, who auth.Principal, roomID, offer, layer string) (string, error)
 	AddCandidate(sessionID string, c media.Candidate) error
 	RestartICE(ctx context.Context, sessionID, ufrag, pwd string) (string, error)
 	EndBroadcast(ctx context.Context, who auth.Principal) error
@@ -208,7 +208,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, k kind) {
 		answer, err = s.svc.Publish(ctx, sess, who,
 			live.StartRequest{RoomID: roomID, Title: title, ProfileURL: q.Get("profileUrl")}, offer)
 	} else {
-		answer, err = s.svc.Watch(ctx, sess, who, roomID, offer)
+		answer, err = s.svc.Watch(ctx, sess, who, roomID, offer, q.Get("layer"))
 	}
 	if err != nil {
 		s.forget(sess)
