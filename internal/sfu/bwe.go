@@ -28,25 +28,28 @@ import (
 // (and the audio's), to the best layer the estimate carries. It goes up
 // only when the estimate has held above the next layer's bitrate for
 // upHold. As the estimate cannot rise above what is sent, the viewer is
-// probed first: duplicates of its own packets (which its jitter buffer
-// drops) raise what it is sent, by steps, to a little over the next
-// layer's bitrate. A probe that meets loss or delay stops, and the next
-// waits a backoff that doubles up to probeBackoffMax.
+// probed first: padding packets (which its decoder skips) raise what it is
+// sent, by steps, to a little over the next layer's bitrate. A probe stops
+// at the first loss (over lossProbe) or delay, and the next waits a
+// backoff that doubles up to probeBackoffMax.
 const (
 	bweTick         = 200 * time.Millisecond
 	lossDown        = 0.08
 	lossUp          = 0.02
+	lossProbe       = 0.04 // a probe stops at this loss
 	overuseFor      = 2 * time.Second
 	overuseAfter    = 3 * time.Second // delay is not trusted while a viewer starts
 	upHold          = 2 * time.Second
 	downSettle      = 1500 * time.Millisecond // after a decrease, its effect is awaited
 	probeStep       = 1.5
+	probeFirstStep  = 1.2
 	probeStepEvery  = 500 * time.Millisecond
 	probeFirst      = 3 * time.Second
 	probeBackoffMax = 6 * time.Second
 	probeAgain      = time.Second // after a switch up, the next probe
 	keyframeRetry   = time.Second // re-ask a keyframe a switch still waits for
 	reportMaxAge    = 1500 * time.Millisecond
+	reportInterval  = time.Second
 )
 
 // estimator is the gcc estimator of a viewer's connection.
@@ -85,6 +88,7 @@ func addEstimator(m *webrtc.MediaEngine, ir *interceptor.Registry, sub *subscrib
 type bweState struct {
 	startedAt    time.Time
 	decreasedAt  time.Time
+	wasCongested bool    // at the last step
 	est          float64 // bit/s; 0: no limit seen
 	sendRate     float64 // bit/s, smoothed
 	lastBytes    uint64
@@ -149,6 +153,8 @@ func (s *layerSel) step(now time.Time, ep *Endpoint, sub *subscriber, audio *upT
 		b.overuseSince = time.Time{}
 	}
 	congested := loss > lossDown || (!b.overuseSince.IsZero() && now.Sub(b.overuseSince) >= overuseFor)
+	// One bad feedback is not a limit: it must show twice in a row.
+	congested, b.wasCongested = congested && b.wasCongested, congested
 	switch {
 	case congested && now.Sub(b.decreasedAt) < downSettle:
 		// the last decrease has not shown its effect yet
@@ -161,6 +167,9 @@ func (s *layerSel) step(now time.Time, ep *Endpoint, sub *subscriber, audio *upT
 		if b.probing {
 			s.stopProbe(now, false)
 		}
+	case loss >= lossProbe && b.probing:
+		ep.log.Debug("simulcast probe stopped", "loss", loss, "probe", int(b.probeRate), "send", int(b.sendRate))
+		s.stopProbe(now, false) // the probe found the limit: no further
 	case loss < lossUp && b.est > 0:
 		b.est = max(b.est, b.sendRate)
 	}
@@ -177,7 +186,9 @@ func (s *layerSel) signals(sub *subscriber, since time.Time) (loss float64, over
 		u, _ := st["usage"].(string)
 		overuse = u == "overuse"
 	}
-	if at := time.Unix(0, s.bwe.rrAt.Load()); at.After(since) && time.Since(at) < reportMaxAge {
+	// A report covers the second before it: one that came within a second
+	// of a decrease still counts the loss that caused it.
+	if at := time.Unix(0, s.bwe.rrAt.Load()); at.After(since.Add(reportInterval)) && time.Since(at) < reportMaxAge {
 		loss = max(loss, float64(s.bwe.rrLoss.Load())/256)
 	}
 	return loss, overuse
@@ -202,6 +213,17 @@ func (s *layerSel) choose(now time.Time, audio *upTrack) {
 	}
 	need := func(l int8) float64 { return float64(s.g.layers[l].bitrate()) + audioRate }
 	top := int8(len(s.g.layers) - 1)
+	if s.g.layers[want].bitrate() == 0 {
+		// The presenter paused this layer (or never sent it): the best
+		// layer that flows, within the estimate.
+		for l := top; l >= 0; l-- {
+			if r := s.g.layers[l].bitrate(); r > 0 && (b.est == 0 || need(l) <= b.est || l == 0) {
+				s.setTarget(l)
+				break
+			}
+		}
+		return
+	}
 	if b.est > 0 && b.est < need(want)*0.95 && want > 0 {
 		l := want - 1
 		for l > 0 && need(l) > b.est {
@@ -244,7 +266,9 @@ func (s *layerSel) stepProbe(now time.Time, sending, goal float64) {
 	switch {
 	case !b.probing && now.After(b.probeNext):
 		b.probing, b.probeStepAt = true, now
-		b.probeRate = max(b.sendRate, b.est) * probeStep
+		// from what is sent, or straight to the estimate if it is known
+		// to be higher, but never a whole step above both
+		b.probeRate = max(b.sendRate*probeFirstStep, min(b.est, b.sendRate*probeStep))
 	case b.probing && now.Sub(b.probeStepAt) >= probeStepEvery:
 		b.probeStepAt = now
 		b.probeRate *= probeStep

@@ -77,6 +77,9 @@ func (r *recording) run() {
 	p.mu.Lock()
 	ups := p.tracks
 	p.mu.Unlock()
+	if ups = recordedLayers(ups, r.ep.done); ups == nil {
+		return // released while waiting
+	}
 	infos := make([]media.Track, len(ups))
 	var video *upTrack
 	for i, t := range ups {

@@ -192,3 +192,62 @@ func measureAudio(all []*upTrack) {
 		}
 	}
 }
+
+// layerWait bounds how long a recorder waits to see which simulcast layers
+// flow.
+const layerWait = 3 * time.Second
+
+// recordedLayers returns the tracks a recorder takes: a simulcast video's
+// top layer that flows. The top layer is the published one, but a browser
+// whose camera is small sends fewer layers than it offered (Chromium drops
+// the top ones), and a recording of a layer that never comes would be
+// empty; so the recorder waits for the top layer to flow (at most
+// layerWait) and else takes the highest that does. It keeps that layer.
+// nil if done closes first.
+func recordedLayers(ups []*upTrack, done <-chan struct{}) []*upTrack {
+	var g *layerGroup
+	for _, t := range ups {
+		if t.group != nil {
+			g = t.group
+		}
+	}
+	if g == nil {
+		return ups
+	}
+	deadline := time.NewTimer(layerWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for g.top().bitrate() == 0 {
+		select {
+		case <-done:
+			return nil
+		case <-deadline.C:
+			break wait
+		case <-tick.C:
+		}
+	}
+	best := g.flowing()
+	if best == nil {
+		best = g.top()
+	}
+	out := make([]*upTrack, len(ups))
+	for i, t := range ups {
+		out[i] = t
+		if t.group == g {
+			out[i] = best
+		}
+	}
+	return out
+}
+
+// flowing is the highest layer with a measured bitrate, or nil.
+func (g *layerGroup) flowing() *upTrack {
+	for i := len(g.layers) - 1; i >= 0; i-- {
+		if g.layers[i].bitrate() > 0 {
+			return g.layers[i]
+		}
+	}
+	return nil
+}

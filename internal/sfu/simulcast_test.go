@@ -3,10 +3,12 @@ package sfu
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +29,12 @@ type scRoom struct {
 // releases everything and checks no goroutine is left.
 func newSCRoom(ctx context.Context, t *testing.T) *scRoom {
 	t.Helper()
+	return newSCRoomWith(ctx, t, scRates)
+}
+
+// newSCRoomWith is newSCRoom with the layers' bitrates (0: not sent).
+func newSCRoomWith(ctx context.Context, t *testing.T, rates [3]int) *scRoom {
+	t.Helper()
 	base := runtime.NumGoroutine()
 	eng, err := New(Config{Loopback: true, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
 		Logger: testLogger()})
@@ -37,7 +45,7 @@ func newSCRoom(ctx context.Context, t *testing.T) *scRoom {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &scRoom{eng: eng, mp: mp, pub: newSCPublisher(t, scRates)}
+	r := &scRoom{eng: eng, mp: mp, pub: newSCPublisher(t, rates)}
 	t.Cleanup(func() {
 		for _, v := range r.vs {
 			v.close()
@@ -184,8 +192,9 @@ func TestSimulcastBottleneck(t *testing.T) {
 	up := waitLayer(t, capped, 2, 20*time.Second, "uncapped again")
 	t.Logf("capped viewer back on the top layer %s after the cap went", up.Round(time.Millisecond))
 	// Behind the bottleneck, packets are lost (padding is never resent),
-	// but a jump in the numbering would leave thousands missing.
-	n := checkSwitches(t, capped, "capped viewer", 64)
+	// but a jump in the numbering would leave thousands missing (the
+	// layers' numbers are 1,700 apart).
+	n := checkSwitches(t, capped, "capped viewer", 500)
 	t.Logf("capped viewer: %d switches", n)
 }
 
@@ -194,4 +203,80 @@ func testLogger() *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// layerSink records which simulcast layer each video packet it is given
+// is of.
+type layerSink struct {
+	mu     sync.Mutex
+	video  int
+	layers map[int]int
+}
+
+func (s *layerSink) Start(tracks []media.Track, _ func()) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, t := range tracks {
+		if t.Kind == "video" {
+			s.video = i
+		}
+	}
+	s.layers = map[int]int{}
+	return nil
+}
+
+func (s *layerSink) WritePacket(p media.Packet) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.Track == s.video && len(p.Payload) > 2 {
+		s.layers[int(p.Payload[2])]++
+	}
+}
+
+func (s *layerSink) Close() error { return nil }
+
+func (s *layerSink) seen() map[int]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.layers)
+}
+
+// A recorder takes the top layer; when the presenter does not send its top
+// layer (a browser whose camera is too small for it), the highest it sends.
+func TestSimulcastRecordingTakesTheTopLayer(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		rates [3]int
+		want  int
+	}{
+		{"three layers", scRates, 2},
+		{"top layer not sent", [3]int{125_000, 500_000, 0}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			r := newSCRoomWith(ctx, t, c.rates)
+			sink := &layerSink{}
+			if _, err := r.mp.NewRecorder("recorder", sink); err != nil {
+				t.Fatal(err)
+			}
+			if !waitUntil(15*time.Second, func() bool { return sink.seen()[c.want] > 30 }) {
+				t.Fatalf("the recording got layers %v, want layer %d", sink.seen(), c.want)
+			}
+			if got := sink.seen(); len(got) != 1 {
+				t.Errorf("the recording got layers %v, want only layer %d", got, c.want)
+			}
+		})
+	}
+}
+
+func waitUntil(within time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
 }

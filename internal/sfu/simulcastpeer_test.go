@@ -160,6 +160,9 @@ func (p *scPublisher) start(t testing.TB) {
 			case <-tick.C:
 			}
 			for l := range p.layers {
+				if p.rates[l] == 0 {
+					continue // a layer the presenter does not send
+				}
 				key := n == 0 || p.forceKey[l].Swap(false)
 				size := p.rates[l] / 8 / 30
 				if key {
@@ -409,8 +412,8 @@ func (v *scViewer) log(seq uint16, layer int, start, key bool) {
 // the last of the old one without a gap. It also returns the longest run
 // of numbers never received (a jump in the numbering would show as one).
 // Behind a bottleneck (lossy), the old layer's last packet and the new
-// one's first may be lost for good: the first received must then be of a
-// keyframe.
+// one's first packets, even its whole keyframe, may be lost for good: a
+// switch is then checked only when the packet before it was received.
 func (v *scViewer) analyze(lossy bool) (switches int, bad []string, longestGap int) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -431,7 +434,7 @@ func (v *scViewer) analyze(lossy bool) (switches int, bad []string, longestGap i
 		if p.layer >= 0 && p.layer != layer {
 			if layer >= 0 {
 				switches++
-				if !p.key || (!p.start || !prevGot) && !lossy {
+				if (prevGot || !lossy) && (!p.key || !p.start || !prevGot) {
 					bad = append(bad, fmt.Sprintf("layer %d to %d at seq %d: keyframe %v, frame start %v, seq %d received %v",
 						layer, p.layer, s, p.key, p.start, s-1, prevGot))
 				}

@@ -580,7 +580,9 @@ async function watchWhep(roomId, clickedAt = performance.now()) {
   openPlayer(w);
   setWatch(w, 'connecting', 'Asking the server for the broadcast (WHEP)…');
   renderRooms(state.rooms);
-  const session = new WhipSession({ api: state.api, kind: 'whep', roomId });
+  // ?layer=h|m|l in the page's address pins a simulcast layer (docs/simulcast.md).
+  const layer = new URLSearchParams(location.search).get('layer');
+  const session = new WhipSession({ api: state.api, kind: 'whep', roomId, query: layer ? { layer } : null });
   w.session = session;
   session.addEventListener('track', (e) => {
     if (state.watching !== w) return;

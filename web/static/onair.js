@@ -125,8 +125,7 @@ export class Session extends EventTarget {
       this.dispatchEvent(new CustomEvent('track', { detail: stream }));
     });
     if (this.role === 'presenter') {
-      const tracks = [...this.stream.getAudioTracks(), ...this.stream.getVideoTracks()];
-      for (const track of tracks) preferH264(pc.addTransceiver(track, { direction: 'sendonly', streams: [this.stream] }));
+      addSendTracks(pc, this.stream);
     } else {
       pc.addTransceiver('audio', { direction: 'recvonly' });
       pc.addTransceiver('video', { direction: 'recvonly' });
@@ -319,8 +318,7 @@ export class WhipSession extends EventTarget {
       this.dispatchEvent(new CustomEvent('track', { detail: stream }));
     });
     if (this.kind === 'whip') {
-      const tracks = [...this.stream.getAudioTracks(), ...this.stream.getVideoTracks()];
-      for (const track of tracks) preferH264(pc.addTransceiver(track, { direction: 'sendonly', streams: [this.stream] }));
+      addSendTracks(pc, this.stream);
     } else {
       pc.addTransceiver('audio', { direction: 'recvonly' });
       pc.addTransceiver('video', { direction: 'recvonly' });
@@ -447,5 +445,29 @@ export function tokenSubject(token) {
     return typeof claims.sub === 'string' ? claims.sub : '';
   } catch {
     return '';
+  }
+}
+
+// simulcastLayers are the video layers a presenter sends when the browser
+// can: a quarter, half and full resolution (docs/simulcast.md). Each viewer
+// is then sent the one its network carries.
+const simulcastLayers = [
+  { rid: 'l', scaleResolutionDownBy: 4 },
+  { rid: 'm', scaleResolutionDownBy: 2 },
+  { rid: 'h', scaleResolutionDownBy: 1 },
+];
+
+// addSendTracks adds a presenter's tracks: its video as three simulcast
+// layers where the browser takes sendEncodings, as one stream otherwise.
+function addSendTracks(pc, stream) {
+  for (const track of stream.getAudioTracks()) preferH264(pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] }));
+  for (const track of stream.getVideoTracks()) {
+    let tr;
+    try {
+      tr = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream], sendEncodings: simulcastLayers });
+    } catch (e) {
+      tr = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    }
+    preferH264(tr);
   }
 }
