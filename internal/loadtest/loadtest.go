@@ -56,6 +56,13 @@ type Options struct {
 	// Against a server that wants tokens (tokens.go): Secret mints one per
 	// user; Token is the publisher's.
 	Secret, Token string
+	// Simulcast publishes three layers (simulcast.go): the bitrate, a
+	// quarter and a sixteenth of it.
+	Simulcast bool
+	// CapViewers viewers (the first ones) drop what they receive over
+	// CapBitrate bit/s, as behind a bottleneck.
+	CapViewers int
+	CapBitrate int
 }
 
 // Main runs `onair loadtest` with args (after the subcommand) and returns
@@ -139,13 +146,17 @@ func parseFlags(args []string, usage io.Writer) (*Options, error) {
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write the tool's own heap profile at the end of the window to this file")
 	fs.StringVar(&o.Secret, "secret", "", "the server's -auth-secret: mint a token for each simulated user (publish and view, on the room only)")
 	fs.StringVar(&o.Token, "token", "", "the publisher's token (its subject names the publisher; viewers need -secret)")
+	fs.BoolVar(&o.Simulcast, "simulcast", false, "publish three simulcast layers (l, m, h: bitrate/16, bitrate/4, bitrate) and report each viewer's layer")
+	fs.IntVar(&o.CapViewers, "cap-viewers", 0, "this many viewers (the first) drop what they receive over -cap, as behind a bottleneck")
+	capRate := bitrate(800_000)
+	fs.Var(&capRate, "cap", "the capped viewers' downlink, e.g. 800k")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	o.Bitrate = int(br)
+	o.Bitrate, o.CapBitrate = int(br), int(capRate)
 	for _, u := range strings.Split(*viewerURLs, ",") {
 		if u = strings.TrimSpace(u); u != "" {
 			o.ViewerURLs = append(o.ViewerURLs, u)
@@ -186,6 +197,8 @@ func (o *Options) check() error {
 		return errors.New("-join-timeout must be positive")
 	case o.PID < 0:
 		return errors.New("-pid must not be negative")
+	case o.CapViewers < 0 || o.CapViewers > o.Viewers:
+		return errors.New("-cap-viewers must be between 0 and -viewers")
 	}
 	for _, u := range o.ViewerURLs {
 		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {

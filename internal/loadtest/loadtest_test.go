@@ -245,3 +245,36 @@ func TestFlags(t *testing.T) {
 		t.Errorf("no server: exit code %d, want 1; stderr %s", code, errOut.String())
 	}
 }
+
+// TestSimulcastRun publishes three simulcast layers (2M, 500k, 125k) to a
+// real onair, over WHIP, with two viewers of which one is capped at
+// 800 kbit/s: the capped one ends below the top layer, the other on it, and
+// the report says so.
+func TestSimulcastRun(t *testing.T) {
+	checkGoroutines(t)
+	url, _ := startServer(t)
+	s, lines, table := runLoad(t, "-url", url, "-publish", "whip", "-codec", "vp8", "-simulcast",
+		"-viewers", "2", "-cap-viewers", "1", "-cap", "800k", "-rate", "50", "-duration", "8s", "-progress", "0")
+	t.Logf("\n%s", table)
+	if got := num(t, s, "viewersConnected"); got != 2 {
+		t.Fatalf("viewers connected: %v (failures: %v)", got, s["failures"])
+	}
+	if got := num(t, s, "simulcast.uncapped.layers.h"); got != 1 {
+		t.Errorf("uncapped viewers on the top layer: %v, want 1 (%v)", got, s["simulcast"])
+	}
+	capped := s["simulcast"].(map[string]any)["capped"].(map[string]any)
+	if l := capped["layers"].(map[string]any); l["h"] != nil || num(t, capped, "viewers") != 1 {
+		t.Errorf("the capped viewer: %v, want it off the top layer", capped)
+	}
+	if got := num(t, capped, "switches.max"); got < 1 {
+		t.Errorf("the capped viewer never switched layer: %v", capped)
+	}
+	if !strings.Contains(table, "capped at 800 kbit/s") {
+		t.Errorf("the table does not say the cap:\n%s", table)
+	}
+	for _, l := range lines {
+		if l["layer"] == nil {
+			t.Errorf("viewer line without its layer: %v", l)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/onair-live/onair/internal/codec"
+	"github.com/onair-live/onair/internal/netcap"
 )
 
 // The codecs the tool offers, under the payload types browsers commonly use.
@@ -82,10 +83,15 @@ func settingEngine(loopbackOnly bool) (webrtc.SettingEngine, error) {
 
 // publisherAPI negotiates the one video codec the publisher sends (and Opus)
 // and answers the server's NACKs, as an encoder does.
-func publisherAPI(video webrtc.RTPCodecParameters, loopbackOnly bool) (*webrtc.API, error) {
+func publisherAPI(video webrtc.RTPCodecParameters, loopbackOnly, simulcast bool) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterCodec(video, webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, err
+	}
+	if simulcast {
+		if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+			return nil, err
+		}
 	}
 	if err := m.RegisterCodec(opusCodec, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, err
@@ -107,7 +113,10 @@ func publisherAPI(video webrtc.RTPCodecParameters, loopbackOnly bool) (*webrtc.A
 // viewerAPI offers what a browser offers (H.264, VP8, Opus) with no
 // interceptor at all: a viewer sends no NACK (so sequence numbers show every
 // loss) and no receiver report, which keeps the tool's cost per viewer low.
-func viewerAPI(loopbackOnly bool) (*webrtc.API, error) {
+// For a simulcast broadcast it sends transport-wide congestion control
+// feedback, from which the server estimates its downlink; capBPS > 0 drops
+// what it receives over that rate.
+func viewerAPI(loopbackOnly, simulcast bool, capBPS int) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	for _, c := range []webrtc.RTPCodecParameters{h264Codec, vp8Codec} {
 		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
@@ -121,10 +130,26 @@ func viewerAPI(loopbackOnly bool) (*webrtc.API, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Replay protection guards a real client against an attacker; here it
-	// is a few percent of the tool's CPU per packet for nothing.
-	se.DisableSRTPReplayProtection(true)
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(&interceptor.Registry{}),
+	if capBPS > 0 {
+		std, err := stdnet.NewNet()
+		if err != nil {
+			return nil, err
+		}
+		se.SetNet(netcap.New(bufferedNet{std}, int64(capBPS)))
+	}
+	ir := &interceptor.Registry{}
+	if simulcast {
+		if err := webrtc.ConfigureTWCCSender(m, ir); err != nil {
+			return nil, err
+		}
+	} else {
+		// Replay protection guards a real client against an attacker; here
+		// it is a few percent of the tool's CPU per packet for nothing. (A
+		// simulcast viewer keeps it: the server's probes must not count
+		// copies as received.)
+		se.DisableSRTPReplayProtection(true)
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir),
 		webrtc.WithSettingEngine(se)), nil
 }
 

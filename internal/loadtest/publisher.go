@@ -42,6 +42,7 @@ type publisher struct {
 	media     sync.WaitGroup // the senders
 	rtcp      sync.WaitGroup // the RTCP readers
 
+	layers                               *layers // with -simulcast
 	forceKey                             atomic.Bool
 	plis, firs                           atomic.Uint64
 	frames, keyframes, packets, sentBits atomic.Uint64
@@ -55,7 +56,7 @@ func startPublisher(ctx context.Context, o *Options, c *client) (_ *publisher, e
 	if o.Codec == "h264" {
 		p.codec = h264Codec
 	}
-	api, err := publisherAPI(p.codec, o.LoopbackOnly)
+	api, err := publisherAPI(p.codec, o.LoopbackOnly, o.Simulcast)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +80,12 @@ func startPublisher(ctx context.Context, o *Options, c *client) (_ *publisher, e
 			p.lostOnce.Do(func() { close(p.lost) })
 		}
 	})
-	if p.video, err = p.addTrack(p.codec, "video"); err != nil {
+	if o.Simulcast {
+		err = p.addLayers()
+	} else {
+		p.video, err = p.addTrack(p.codec, "video")
+	}
+	if err != nil {
 		return nil, err
 	}
 	if o.Audio {
@@ -102,7 +108,11 @@ func startPublisher(ctx context.Context, o *Options, c *client) (_ *publisher, e
 		return nil, fmt.Errorf("publisher: media connection: %w", ctx.Err())
 	}
 	p.media.Add(1)
-	go p.sendVideo()
+	if o.Simulcast {
+		go p.sendLayers()
+	} else {
+		go p.sendVideo()
+	}
 	if p.audio != nil {
 		p.media.Add(1)
 		go p.sendAudio()

@@ -75,6 +75,8 @@ type Summary struct {
 
 	LeaveErrors int    `json:"leaveErrors"`
 	EndError    string `json:"endError,omitempty"`
+
+	Simulcast *SimulcastSummary `json:"simulcast,omitempty"` // with -simulcast (simulcast.go)
 }
 
 // maxFailureKinds bounds the distinct failure messages kept in a summary.
@@ -142,6 +144,7 @@ func (r *runner) summarize(window time.Duration) *Summary {
 	}
 	s.PublisherKeyframes = r.pub.keyframes.Load()
 	s.PublisherPLIs, s.PublisherFIRs = r.pub.plis.Load(), r.pub.firs.Load()
+	r.summarizeLayers(s)
 	return s
 }
 
@@ -205,6 +208,7 @@ func writeTable(w io.Writer, s *Summary) {
 	_ = tw.Flush()
 	fmt.Fprintln(w)
 
+	writeLayers(w, s)
 	if s.PublisherLost {
 		fmt.Fprintln(w, "the publisher's media connection failed during the run")
 	}

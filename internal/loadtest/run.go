@@ -62,7 +62,7 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 		defer vc.close()
 		vcs = append(vcs, vc)
 	}
-	api, err := viewerAPI(o.LoopbackOnly)
+	api, err := viewerAPI(o.LoopbackOnly, o.Simulcast, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +97,9 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 	stopProfile := startCPUProfile(o.CPUProfile, log)
 	windowStart := time.Now()
 	r.measuring.Store(true)
+	mid := r.markMidWindow()
 	r.measure(ctx, server, tool)
+	mid.Stop()
 	r.measuring.Store(false)
 	window := time.Since(windowStart)
 	machineBusy, machineOK := machine.busyPercent()

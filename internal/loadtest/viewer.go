@@ -57,6 +57,7 @@ type viewer struct {
 
 	video, audio seqCounter
 	videoSSRC    atomic.Uint32
+	layers       layerLog // with -simulcast
 	plisSent     atomic.Uint64
 
 	mu       sync.Mutex
@@ -68,8 +69,10 @@ type viewer struct {
 }
 
 func newViewer(r *runner, index int) *viewer {
-	return &viewer{r: r, c: r.vcs[index%len(r.vcs)], node: index % len(r.vcs), index: index, email: fmt.Sprintf("%s-viewer-%d", r.o.Room, index),
+	v := &viewer{r: r, c: r.vcs[index%len(r.vcs)], node: index % len(r.vcs), index: index, email: fmt.Sprintf("%s-viewer-%d", r.o.Room, index),
 		connected: make(chan struct{}), down: make(chan struct{})}
+	v.layers.layer.Store(-1)
+	return v
 }
 
 // join runs the whole join and records how far it got.
@@ -84,8 +87,18 @@ func (v *viewer) join(ctx context.Context) {
 	}
 }
 
+// capped tells whether the viewer is behind -cap (the first -cap-viewers).
+func (v *viewer) capped() bool { return v.index < v.r.o.CapViewers }
+
 func (v *viewer) connect(ctx context.Context) error {
-	pc, err := v.r.api.NewPeerConnection(webrtc.Configuration{})
+	api := v.r.api
+	if v.capped() {
+		var err error
+		if api, err = viewerAPI(v.r.o.LoopbackOnly, v.r.o.Simulcast, v.r.o.CapBitrate); err != nil {
+			return err
+		}
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return err
 	}
@@ -235,7 +248,11 @@ func (v *viewer) read(track *webrtc.TrackRemote) {
 		}
 		// Frames sent before the viewer connected are the server's replay
 		// of the group of pictures: their age is not forwarding latency.
-		if st, ok := frameStamp(mime, payload); ok && v.r.measuring.Load() && st.sentNanos >= v.connectedAt.Load() {
+		st, ok := frameStamp(mime, payload)
+		if ok && isVideo && v.r.o.Simulcast {
+			v.layers.note(st, now)
+		}
+		if ok && v.r.measuring.Load() && st.sentNanos >= v.connectedAt.Load() {
 			hist.add(time.Duration(now - st.sentNanos))
 			if isVideo {
 				v.r.nodeVideo[v.node].add(time.Duration(now - st.sentNanos))
@@ -320,6 +337,14 @@ type ViewerResult struct {
 	VideoLossPct    float64  `json:"videoLossPercent"`
 	AudioLossPct    float64  `json:"audioLossPercent"`
 	PLIsSent        uint64   `json:"plisSent"`
+	// With -simulcast: the layer it was last sent (0 the lowest), its
+	// switches, and the times from its connection to its first and last
+	// switch. Capped: it was behind -cap.
+	Layer         *int     `json:"layer,omitempty"`
+	LayerSwitches uint64   `json:"layerSwitches,omitempty"`
+	FirstSwitchMs *float64 `json:"firstSwitchMs,omitempty"`
+	LastSwitchMs  *float64 `json:"lastSwitchMs,omitempty"`
+	Capped        bool     `json:"capped,omitempty"`
 }
 
 // result snapshots the viewer; call it after join has returned.
@@ -345,5 +370,21 @@ func (v *viewer) result() ViewerResult {
 	res.AudioReceived, res.AudioLost = v.audio.lossCounts()
 	res.VideoLossPct = lossPercent(res.VideoReceived, res.VideoLost)
 	res.AudioLossPct = lossPercent(res.AudioReceived, res.AudioLost)
+	res.Capped = v.capped()
+	if v.r.o.Simulcast {
+		if l := int(v.layers.layer.Load()); l >= 0 {
+			res.Layer = &l
+		}
+		res.LayerSwitches = v.layers.switches.Load()
+		fromConnect := func(at *atomic.Int64) *float64 {
+			t, c := at.Load(), v.connectedAt.Load()
+			if t == 0 || c == 0 {
+				return nil
+			}
+			ms := float64(t-c) / 1e6
+			return &ms
+		}
+		res.FirstSwitchMs, res.LastSwitchMs = fromConnect(&v.layers.firstSwitchAt), fromConnect(&v.layers.lastSwitchAt)
+	}
 	return res
 }

@@ -41,7 +41,7 @@ const (
 	overuseAfter    = 3 * time.Second // delay is not trusted while a viewer starts
 	upHold          = 2 * time.Second
 	downSettle      = 1500 * time.Millisecond // after a decrease, its effect is awaited
-	probeStep       = 1.5
+	probeStep       = 1.3
 	probeFirstStep  = 1.2
 	probeStepEvery  = 500 * time.Millisecond
 	probeFirst      = 3 * time.Second
@@ -97,6 +97,7 @@ type bweState struct {
 	aboveSince   time.Time // the estimate carries the next layer since
 	probing      bool
 	probeRate    float64
+	probeBase    float64 // the estimate when the probe began
 	probeStepAt  time.Time
 	probeNext    time.Time
 	backoff      time.Duration
@@ -156,6 +157,12 @@ func (s *layerSel) step(now time.Time, ep *Endpoint, sub *subscriber, audio *upT
 	// One bad feedback is not a limit: it must show twice in a row.
 	congested, b.wasCongested = congested && b.wasCongested, congested
 	switch {
+	case b.probing && (congested || b.wasCongested || loss >= lossProbe):
+		// The probe's padding found the limit: without it, the path
+		// carried the step before this one.
+		ep.log.Debug("simulcast probe stopped", "loss", loss, "probe", int(b.probeRate), "send", int(b.sendRate))
+		b.est, b.decreasedAt = max(b.probeBase, b.probeRate/probeStep), now
+		s.probeFailed(now)
 	case congested && now.Sub(b.decreasedAt) < downSettle:
 		// the last decrease has not shown its effect yet
 	case congested:
@@ -164,12 +171,7 @@ func (s *layerSel) step(now time.Time, ep *Endpoint, sub *subscriber, audio *upT
 			b.est, b.decreasedAt = through, now
 		}
 		b.overuseSince = time.Time{}
-		if b.probing {
-			s.stopProbe(now, false)
-		}
-	case loss >= lossProbe && b.probing:
-		ep.log.Debug("simulcast probe stopped", "loss", loss, "probe", int(b.probeRate), "send", int(b.sendRate))
-		s.stopProbe(now, false) // the probe found the limit: no further
+		s.probeFailed(now)
 	case loss < lossUp && b.est > 0:
 		b.est = max(b.est, b.sendRate)
 	}
@@ -201,7 +203,7 @@ func (s *layerSel) choose(now time.Time, audio *upTrack) {
 	_, want, pin := s.state()
 	if pin >= 0 {
 		s.setTarget(pin)
-		s.stopProbe(now, true)
+		s.endProbe()
 		return
 	}
 	if d := s.pendingFor(); d > keyframeRetry {
@@ -231,12 +233,12 @@ func (s *layerSel) choose(now time.Time, audio *upTrack) {
 		}
 		s.d.sub.ep.log.Debug("simulcast layer down", "from", want, "to", l, "estimate", int(b.est))
 		s.setTarget(l)
-		s.stopProbe(now, false)
+		s.wentDown(now)
 		b.aboveSince = time.Time{}
 		return
 	}
 	if want == top {
-		s.stopProbe(now, true)
+		s.endProbe()
 		return
 	}
 	next := want + 1
@@ -250,7 +252,7 @@ func (s *layerSel) choose(now time.Time, audio *upTrack) {
 		if now.Sub(b.aboveSince) >= upHold {
 			s.d.sub.ep.log.Debug("simulcast layer up", "from", want, "to", next, "estimate", int(b.est))
 			s.setTarget(next)
-			s.stopProbe(now, true)
+			s.wentUp(now)
 			b.aboveSince = time.Time{}
 			return
 		}
@@ -266,9 +268,10 @@ func (s *layerSel) stepProbe(now time.Time, sending, goal float64) {
 	switch {
 	case !b.probing && now.After(b.probeNext):
 		b.probing, b.probeStepAt = true, now
-		// from what is sent, or straight to the estimate if it is known
-		// to be higher, but never a whole step above both
-		b.probeRate = max(b.sendRate*probeFirstStep, min(b.est, b.sendRate*probeStep))
+		// from what the layer needs, or straight to the estimate if it
+		// is known to be higher, but never a whole step above both
+		b.probeRate = max(sending*probeFirstStep, min(b.est, sending*probeStep))
+		b.probeBase = max(b.est, sending)
 	case b.probing && now.Sub(b.probeStepAt) >= probeStepEvery:
 		b.probeStepAt = now
 		b.probeRate *= probeStep
@@ -280,19 +283,39 @@ func (s *layerSel) stepProbe(now time.Time, sending, goal float64) {
 	s.probeBPS.Store(int64(max(0, b.probeRate-sending)))
 }
 
-// stopProbe ends a probe; unless it succeeded, the next waits longer.
-func (s *layerSel) stopProbe(now time.Time, ok bool) {
-	b := &s.bwe
+// endProbe stops sending padding.
+func (s *layerSel) endProbe() {
 	s.probeBPS.Store(0)
-	if ok {
-		b.backoff = probeAgain
-	} else if b.probing {
-		b.backoff = min(2*b.backoff, probeBackoffMax)
+	s.bwe.probing = false
+}
+
+// probeFailed ends a probe that met loss or delay: the next waits twice as
+// long as the last did (up to probeBackoffMax).
+func (s *layerSel) probeFailed(now time.Time) {
+	b := &s.bwe
+	if !b.probing {
+		return
 	}
-	if b.probing || !ok {
-		b.probeNext = now.Add(b.backoff)
-	}
-	b.probing = false
+	b.backoff = min(2*b.backoff, probeBackoffMax)
+	b.probeNext = now.Add(b.backoff)
+	s.endProbe()
+}
+
+// wentDown waits at least probeFirst before probing again: what the viewer
+// is sent must first settle on its new layer.
+func (s *layerSel) wentDown(now time.Time) {
+	b := &s.bwe
+	s.endProbe()
+	b.backoff = max(b.backoff, probeFirst)
+	b.probeNext = now.Add(b.backoff)
+}
+
+// wentUp probes again soon, for the next layer, and forgets past failures.
+func (s *layerSel) wentUp(now time.Time) {
+	b := &s.bwe
+	s.endProbe()
+	b.backoff = probeFirst
+	b.probeNext = now.Add(probeAgain)
 }
 
 // probeBudget is the writer's account of the probe's bytes, and its

