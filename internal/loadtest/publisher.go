@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -162,9 +163,15 @@ func (p *publisher) signal(ctx context.Context, off offer) error {
 // readRTCP counts the keyframe requests the server sends and, with
 // -honor-pli, makes the next frame a keyframe.
 func (p *publisher) readRTCP(sender *webrtc.RTPSender) {
+	p.readKeyRequests(sender.ReadRTCP, &p.forceKey)
+}
+
+// readKeyRequests reads RTCP with read until it fails, counting keyframe
+// requests and, with -honor-pli, setting force.
+func (p *publisher) readKeyRequests(read func() ([]rtcp.Packet, interceptor.Attributes, error), force *atomic.Bool) {
 	defer p.rtcp.Done()
 	for {
-		pkts, _, err := sender.ReadRTCP()
+		pkts, _, err := read()
 		if err != nil {
 			return
 		}
@@ -178,7 +185,7 @@ func (p *publisher) readRTCP(sender *webrtc.RTPSender) {
 				continue
 			}
 			if p.o.HonorPLI {
-				p.forceKey.Store(true)
+				force.Store(true)
 			}
 		}
 	}

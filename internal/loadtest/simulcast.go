@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
@@ -60,34 +61,11 @@ func (p *publisher) addLayers() error {
 	p.layers = l
 	for i, rid := range simulcastRIDs {
 		p.rtcp.Add(1)
-		go p.readLayerRTCP(i, rid)
+		go p.readKeyRequests(func() ([]rtcp.Packet, interceptor.Attributes, error) {
+			return l.sender.ReadSimulcastRTCP(rid)
+		}, &l.forceKey[i])
 	}
 	return nil
-}
-
-// readLayerRTCP counts one layer's keyframe requests and, with
-// -honor-pli, makes that layer's next frame a keyframe.
-func (p *publisher) readLayerRTCP(layer int, rid string) {
-	defer p.rtcp.Done()
-	for {
-		pkts, _, err := p.layers.sender.ReadSimulcastRTCP(rid)
-		if err != nil {
-			return
-		}
-		for _, pkt := range pkts {
-			switch pkt.(type) {
-			case *rtcp.PictureLossIndication:
-				p.plis.Add(1)
-			case *rtcp.FullIntraRequest:
-				p.firs.Add(1)
-			default:
-				continue
-			}
-			if p.o.HonorPLI {
-				p.layers.forceKey[layer].Store(true)
-			}
-		}
-	}
 }
 
 // layerState is one layer's sender state.

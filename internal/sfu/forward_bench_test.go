@@ -38,11 +38,21 @@ func benchTrack(b testing.TB, n int) (*upTrack, []*subscriber, func()) {
 	pub := newEndpoint(p, media.Publisher, "presenter:bench", media.Events{})
 	c := codecParams(offeredCodec{pt: 96, mime: "video/VP8", clock: 90000}, webrtc.RTPCodecTypeVideo, true)
 	up := newUpTrack(pub, webrtc.RTPCodecTypeVideo, c, map[string]uint8{"urn:3gpp:video-orientation": 3})
+	subs, stop := benchViewers(p, up, n, nil)
+	return up, subs, stop
+}
+
+// benchViewers attaches n bound viewers to up, each with its writer
+// goroutine running; with g, each has a layer selector for it.
+func benchViewers(p *Pipeline, up *upTrack, n int, g *layerGroup) ([]*subscriber, func()) {
 	subs := make([]*subscriber, n)
 	for i := range subs {
 		ep := newEndpoint(p, media.Subscriber, fmt.Sprintf("viewer:%d", i), media.Events{})
 		s := newSubscriber(ep, 2048)
 		d := newDownTrack(up, s, 100)
+		if g != nil {
+			d.sel = newLayerSel(d, g, -1)
+		}
 		d.bind.Store(&binding{ssrc: uint32(1000 + i), pt: 100, writer: &countingWriter{}})
 		d.bind.Load().extMap[3] = 4
 		s.downs = []*downTrack{d}
@@ -57,7 +67,7 @@ func benchTrack(b testing.TB, n int) (*upTrack, []*subscriber, func()) {
 			s.ep.wg.Wait()
 		}
 	}
-	return up, subs, stop
+	return subs, stop
 }
 
 // rawPacket is a 1,200-byte VP8 RTP packet with one header extension, a

@@ -36,25 +36,6 @@ func benchLayeredTrack(b testing.TB, n int) (*upTrack, []*subscriber, func()) {
 	c := codecParams(offeredCodec{pt: 96, mime: "video/VP8", clock: 90000}, webrtc.RTPCodecTypeVideo, true)
 	g := newLayers(pub, c, map[string]uint8{"urn:3gpp:video-orientation": 3}, []string{"l", "m", "h"})
 	up := g.top()
-	subs := make([]*subscriber, n)
-	for i := range subs {
-		ep := newEndpoint(p, media.Subscriber, fmt.Sprintf("viewer:%d", i), media.Events{})
-		s := newSubscriber(ep, 2048)
-		d := newDownTrack(up, s, 100)
-		d.sel = newLayerSel(d, g, -1)
-		d.bind.Store(&binding{ssrc: uint32(1000 + i), pt: 100, writer: &countingWriter{}})
-		d.bind.Load().extMap[3] = 4
-		s.downs = []*downTrack{d}
-		ep.sub = s
-		ep.goroutine(s.run)
-		s.attach()
-		subs[i] = s
-	}
-	stop := func() {
-		for _, s := range subs {
-			close(s.ep.done)
-			s.ep.wg.Wait()
-		}
-	}
+	subs, stop := benchViewers(p, up, n, g)
 	return up, subs, stop
 }
