@@ -220,6 +220,9 @@ func (s *layerSel) choose(now time.Time, audio *upTrack) {
 		// layer that flows, within the estimate.
 		for l := top; l >= 0; l-- {
 			if r := s.g.layers[l].bitrate(); r > 0 && (b.est == 0 || need(l) <= b.est || l == 0) {
+				if l != want {
+					s.d.sub.ep.log.Debug("simulcast layer not sent by the presenter", "from", want, "to", l)
+				}
 				s.setTarget(l)
 				break
 			}
