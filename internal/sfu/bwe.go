@@ -34,7 +34,8 @@ import (
 // backoff that doubles up to probeBackoffMax.
 const (
 	bweTick         = 200 * time.Millisecond
-	lossDown        = 0.08
+	lossDown        = 0.10
+	congestedSteps  = 3 // of bweTick: 600 ms
 	lossUp          = 0.02
 	lossProbe       = 0.04 // a probe stops at this loss
 	overuseFor      = 2 * time.Second
@@ -88,7 +89,7 @@ func addEstimator(m *webrtc.MediaEngine, ir *interceptor.Registry, sub *subscrib
 type bweState struct {
 	startedAt    time.Time
 	decreasedAt  time.Time
-	wasCongested bool    // at the last step
+	congestedFor int     // steps in a row with loss or delay
 	est          float64 // bit/s; 0: no limit seen
 	sendRate     float64 // bit/s, smoothed
 	lastBytes    uint64
@@ -154,10 +155,17 @@ func (s *layerSel) step(now time.Time, ep *Endpoint, sub *subscriber, audio *upT
 		b.overuseSince = time.Time{}
 	}
 	congested := loss > lossDown || (!b.overuseSince.IsZero() && now.Sub(b.overuseSince) >= overuseFor)
-	// One bad feedback is not a limit: it must show twice in a row.
-	congested, b.wasCongested = congested && b.wasCongested, congested
+	// One bad feedback is not a limit: it must show at congestedSteps
+	// steps in a row (a probe stops at the first).
+	if congested {
+		b.congestedFor++
+	} else {
+		b.congestedFor = 0
+	}
+	signalled := b.congestedFor > 0
+	congested = b.congestedFor >= congestedSteps
 	switch {
-	case b.probing && (congested || b.wasCongested || loss >= lossProbe):
+	case b.probing && (signalled || loss >= lossProbe):
 		// The probe's padding found the limit: without it, the path
 		// carried the step before this one.
 		ep.log.Debug("simulcast probe stopped", "loss", loss, "probe", int(b.probeRate), "send", int(b.sendRate))
