@@ -184,6 +184,10 @@ func (m *mp4Writer) flush() {
 		m.err = fmt.Errorf("record: %w", err)
 		return
 	}
+	if err := m.w.Flush(); err != nil { // each fragment on disk whole, for a crash
+		m.err = fmt.Errorf("record: %w", err)
+		return
+	}
 	m.seq++
 	for _, t := range m.tracks {
 		t.samples = nil

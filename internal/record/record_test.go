@@ -389,3 +389,40 @@ func TestRecordCorruptedClips(t *testing.T) {
 		})
 	}
 }
+
+// An MP4 recording cut short (the server killed mid-broadcast) plays up to
+// its last fragment: a copy of the file as it is on disk while it is being
+// written is read by ffprobe and decoded by ffmpeg.
+func TestMP4CutShortPlays(t *testing.T) {
+	clip := recordtest.MakeClip(t, t.TempDir(), "h264", 4*time.Second)
+	pkts := stream(t, clip)
+	r := newTestRecorder(t, Config{})
+	rec := r.Start(Info{RoomID: "room-1"})
+	if err := rec.Start(tracksOf(clip), func() {}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pkts[:len(pkts)*3/4] {
+		rec.WritePacket(p)
+	}
+	b, err := os.ReadFile(rec.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(t.TempDir(), "cut.mp4")
+	if err := os.WriteFile(cut, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := recordtest.Probe(t, cut)
+	if codecs := p.Codecs(); codecs["video"] != "h264" || codecs["audio"] != "opus" {
+		t.Errorf("the cut file: streams %+v, want h264 and opus", p.Streams)
+	}
+	if errs := recordtest.Decode(t, cut); errs != "" {
+		t.Errorf("decoding the cut file: %s", errs)
+	}
+	if d := time.Duration(p.Duration * float64(time.Second)); d < time.Second {
+		t.Errorf("the cut file lasts %s, want the fragments written (over 1 s)", d)
+	}
+}
