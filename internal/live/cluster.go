@@ -398,26 +398,26 @@ func (s *Service) syncPulled(ctx context.Context) {
 		if local == 0 {
 			continue
 		}
-		vs, err := s.store.Viewers(ctx, r.id)
-		if err != nil {
-			continue
-		}
-		here := map[string]bool{}
-		for _, v := range vs {
-			if v.Node == s.owner || (v.Node == "" && relay == nil) {
-				here[v.Email] = true
-			}
-		}
+		// Each of this node's viewers is looked up (not the room's whole
+		// viewer set, which may hold every viewer of every node).
 		r.mu.Lock()
-		var gone []*member
-		for email, m := range r.viewers {
-			if m.offered && !here[email] {
-				gone = append(gone, m)
+		mine := make([]*member, 0, len(r.viewers))
+		for _, m := range r.viewers {
+			if m.offered {
+				mine = append(mine, m)
 			}
 		}
 		r.mu.Unlock()
-		for _, m := range gone {
-			s.removeLocal(ctx, r, m)
+		for _, m := range mine {
+			u, err := s.store.User(ctx, m.email)
+			if err != nil && !isNotFound(err) {
+				return // the store is away: nothing is known
+			}
+			here := err == nil && u.RoomID == r.id && u.Role == store.RoleViewer &&
+				(u.Node == s.owner || (u.Node == "" && relay == nil))
+			if !here {
+				s.removeLocal(ctx, r, m)
+			}
 		}
 	}
 }

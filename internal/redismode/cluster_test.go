@@ -246,6 +246,15 @@ func TestClusterOriginalProtocolAcrossNodes(t *testing.T) {
 		t.Errorf("b, which serves no media, pulled the room")
 	}
 
+	// A viewer served by c who leaves through a: c sees its seat go and
+	// drops it.
+	vera := watch(b, c, "vera@x")
+	want(t, a.REST.Leave("vera@x"), http.StatusNoContent)
+	if _, err := vera.WS.NextWithin(timeout, testpeer.IDStop); err != nil {
+		t.Errorf("vera after leaving through a: %v", err)
+	}
+	waitFor(t, "c dropping vera", func() bool { return c.count(`msg="viewer left through another node"`, "viewer=vera@x") == 1 })
+
 	want(t, a.REST.EndRoom("ann@x"), http.StatusNoContent)
 	for _, v := range []*testpeer.Viewer{vic, val} {
 		if _, err := v.WS.NextWithin(timeout, testpeer.IDStop); err != nil {
