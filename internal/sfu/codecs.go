@@ -288,6 +288,21 @@ func (e *Engine) publisherAPI(chosen map[webrtc.RTPCodecType]offeredCodec) (*web
 			}
 		}
 	}
+	ir, err := receiverInterceptors()
+	if err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureTWCCSender(m, ir); err != nil {
+		return nil, err
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir),
+		webrtc.WithSettingEngine(e.setting)), nil
+}
+
+// receiverInterceptors are those of a connection the SFU receives a
+// broadcast on (a presenter's, a relay pull's): NACKs for what it lost, and
+// receiver reports.
+func receiverInterceptors() (*interceptor.Registry, error) {
 	ir := &interceptor.Registry{}
 	gen, err := nack.NewGeneratorInterceptor()
 	if err != nil {
@@ -299,11 +314,7 @@ func (e *Engine) publisherAPI(chosen map[webrtc.RTPCodecType]offeredCodec) (*web
 		return nil, err
 	}
 	ir.Add(rr)
-	if err := webrtc.ConfigureTWCCSender(m, ir); err != nil {
-		return nil, err
-	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir),
-		webrtc.WithSettingEngine(e.setting)), nil
+	return ir, nil
 }
 
 // subscriberAPI builds a pion API for one viewer: each published codec under

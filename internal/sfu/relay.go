@@ -4,13 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
-	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/nack"
-	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/onair-live/onair/internal/media"
@@ -125,7 +121,7 @@ func (e *Endpoint) pullOnce(ctx context.Context, ps *pullState, exchange media.E
 			if t.kind == remote.Kind() {
 				e.log.Info("relay track arrived", "kind", t.kind.String(), "codec", remote.Codec().MimeType)
 				t.ssrc.Store(uint32(remote.SSRC()))
-				e.goroutine(func() { ps.readLoop(t, remote, gen) })
+				e.goroutine(func() { t.readLoop(remote, ps.accept(t, gen)) })
 				e.goroutine(func() { drainRTCP(receiver.Read) })
 				t.kfMu.Lock()
 				wanted := t.kfWanted
@@ -216,31 +212,16 @@ func (ps *pullState) current(gen uint64) bool {
 	return ps.gen == gen
 }
 
-// readLoop reads one connection's track into the pipeline's track.
-func (ps *pullState) readLoop(t *upTrack, remote *webrtc.TrackRemote, gen uint64) {
-	buf := make([]byte, 1500)
-	for {
-		n, _, err := remote.Read(buf)
-		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrClosedPipe) {
-				t.ep.log.Debug("relay track read ended", "kind", t.kind.String(), "err", err)
-			}
-			return
-		}
-		p, err := newPacket(buf[:n])
-		if err != nil {
-			continue
-		}
-		p.arrival = time.Now()
+// accept keeps the packets of connection gen of track t, but those the
+// pipeline has had already (the new node pulled from replays its group of
+// pictures); an older connection's are dropped until it has closed.
+func (ps *pullState) accept(t *upTrack, gen uint64) func(*packet) bool {
+	return func(p *packet) bool {
 		if !ps.current(gen) {
-			return // a newer connection took over
+			return false
 		}
-		if old := t.lookup(p.header.SequenceNumber); old != nil && old.header.Timestamp == p.header.Timestamp {
-			continue // had already: the new node pulled from replays its group of pictures
-		}
-		t.ep.packetsIn.Add(1)
-		t.ep.bytesIn.Add(uint64(n))
-		t.dispatch(p)
+		old := t.lookup(p.header.SequenceNumber)
+		return old == nil || old.header.Timestamp != p.header.Timestamp
 	}
 }
 
@@ -260,17 +241,10 @@ func (e *Engine) pullAPI() (*webrtc.API, error) {
 			}
 		}
 	}
-	ir := &interceptor.Registry{}
-	gen, err := nack.NewGeneratorInterceptor()
+	ir, err := receiverInterceptors()
 	if err != nil {
 		return nil, err
 	}
-	ir.Add(gen)
-	rr, err := report.NewReceiverInterceptor()
-	if err != nil {
-		return nil, err
-	}
-	ir.Add(rr)
 	se := e.setting
 	se.SetICETimeouts(relayICESilence, e.cfg.DisconnectTimeout+10*time.Second, 500*time.Millisecond)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir),

@@ -86,7 +86,7 @@ type consumer interface {
 // start runs the read loop for the presenter's remote track.
 func (t *upTrack) start(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
 	t.ssrc.Store(uint32(remote.SSRC()))
-	t.ep.goroutine(func() { t.readLoop(remote) })
+	t.ep.goroutine(func() { t.readLoop(remote, nil) })
 	read := receiver.Read
 	if rid := t.rid; rid != "" {
 		read = func(b []byte) (int, interceptor.Attributes, error) { return receiver.ReadSimulcast(b, rid) }
@@ -101,7 +101,9 @@ func (t *upTrack) start(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver
 	}
 }
 
-func (t *upTrack) readLoop(remote *webrtc.TrackRemote) {
+// readLoop reads a remote track into the pipeline's track; accept, if set,
+// drops the packets it refuses (a relay pull's: relay.go).
+func (t *upTrack) readLoop(remote *webrtc.TrackRemote, accept func(*packet) bool) {
 	buf := make([]byte, 1500)
 	for {
 		n, _, err := remote.Read(buf)
@@ -117,6 +119,9 @@ func (t *upTrack) readLoop(remote *webrtc.TrackRemote) {
 		}
 		p.arrival = time.Now()
 		p.layer = t.layer
+		if accept != nil && !accept(p) {
+			continue
+		}
 		t.ep.packetsIn.Add(1)
 		t.ep.bytesIn.Add(uint64(n))
 		t.dispatch(p)
