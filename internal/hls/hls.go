@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/onair-live/onair/internal/apierr"
 	"github.com/onair-live/onair/internal/auth"
 	"github.com/onair-live/onair/internal/live"
 	"github.com/onair-live/onair/internal/media"
@@ -194,7 +195,7 @@ func (s *Server) refuse(w http.ResponseWriter, roomID string, err error) {
 	case errors.Is(err, errClosed):
 		plain(w, http.StatusServiceUnavailable, "the server is shutting down")
 	case errors.As(err, &le) && le.Kind == live.KindForbidden:
-		plain(w, http.StatusForbidden, le.Error())
+		plain(w, http.StatusForbidden, apierr.Text(le))
 	case errors.Is(err, live.ErrNoRoom), errors.Is(err, media.ErrReleased):
 		plain(w, http.StatusNotFound, "no live broadcast in room "+roomID+" on this server")
 	default:

@@ -14,8 +14,10 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/onair-live/onair/internal/apierr"
 	"github.com/onair-live/onair/internal/auth"
 	"github.com/onair-live/onair/internal/live"
 	"github.com/onair-live/onair/internal/media"
@@ -212,7 +214,11 @@ func (a *api) startBroadcast(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The protocol requires all three fields (other transports need not).
-	if err := live.Required(map[string]string{"roomId": req.RoomID, "title": req.Title, "profileUrl": req.ProfileURL}); err != nil {
+	if err := required(map[string]string{"roomId": req.RoomID, "title": req.Title, "profileUrl": req.ProfileURL}); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	if err := required(map[string]string{"email": who.Subject}); err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}
@@ -229,6 +235,10 @@ func (a *api) startBroadcast(w http.ResponseWriter, r *http.Request) {
 func (a *api) endBroadcast(w http.ResponseWriter, r *http.Request) {
 	who, ok := a.authenticate(w, r)
 	if !ok {
+		return
+	}
+	if err := required(map[string]string{"email": who.Subject}); err != nil {
+		writeError(w, r, a.log, err)
 		return
 	}
 	if err := a.svc.EndBroadcast(r.Context(), who); err != nil {
@@ -250,6 +260,10 @@ func (a *api) join(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
+	if err := required(map[string]string{"email": who.Subject, "roomId": req.RoomID}); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
 	room, err := a.svc.Join(r.Context(), who, req.RoomID)
 	if err != nil {
 		writeError(w, r, a.log, err)
@@ -261,6 +275,10 @@ func (a *api) join(w http.ResponseWriter, r *http.Request) {
 func (a *api) leave(w http.ResponseWriter, r *http.Request) {
 	who, ok := a.authenticate(w, r)
 	if !ok {
+		return
+	}
+	if err := required(map[string]string{"email": who.Subject}); err != nil {
+		writeError(w, r, a.log, err)
 		return
 	}
 	if err := a.svc.Leave(r.Context(), who); err != nil {
@@ -276,9 +294,25 @@ type pipelineBody struct {
 }
 
 type endpointBody struct {
-	EndpointID   string              `json:"endpointId"`
-	EndpointName string              `json:"endpointName"`
-	Stats        media.EndpointStats `json:"stats"`
+	EndpointID   string    `json:"endpointId"`
+	EndpointName string    `json:"endpointName"`
+	Stats        statsBody `json:"stats"`
+}
+
+// statsBody is an endpoint's counters (media.EndpointStats) in the API.
+type statsBody struct {
+	State          string `json:"state"`
+	PacketsIn      uint64 `json:"packetsIn"`
+	PacketsOut     uint64 `json:"packetsOut"`
+	BytesIn        uint64 `json:"bytesIn"`
+	BytesOut       uint64 `json:"bytesOut"`
+	PacketsDropped uint64 `json:"packetsDropped"`
+	NACKs          uint64 `json:"nacks"`
+	PLIs           uint64 `json:"plis"`
+	Layer          string `json:"layer,omitempty"`
+	LayerPinned    bool   `json:"layerPinned,omitempty"`
+	EstimateBPS    uint64 `json:"estimateBps,omitempty"`
+	LayerSwitches  uint64 `json:"layerSwitches,omitempty"`
 }
 
 func pipelinesJSON(ps []media.Pipeline) []pipelineBody {
@@ -301,7 +335,7 @@ func (a *api) endpoints(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]endpointBody, len(eps))
 	for i, ep := range eps {
-		out[i] = endpointBody{EndpointID: ep.ID(), EndpointName: ep.Name(), Stats: ep.Stats()}
+		out[i] = endpointBody{EndpointID: ep.ID(), EndpointName: ep.Name(), Stats: statsBody(ep.Stats())}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -338,7 +372,7 @@ func (a *api) memory(w http.ResponseWriter, r *http.Request) {
 func (a *api) health(w http.ResponseWriter, r *http.Request) {
 	if err := a.svc.Health(r.Context()); err != nil {
 		a.log.Warn("health check failed", "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "DOWN", "reason": err.Error()})
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "DOWN", "reason": apierr.Text(err)})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "UP"})
@@ -362,4 +396,19 @@ func (a *api) clientConfig(w http.ResponseWriter, r *http.Request) {
 		servers = append(servers, iceServerBody{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"iceServers": servers, "basePath": a.cfg.BasePath})
+}
+
+// required checks that the protocol's named fields are not empty, and says
+// which are, by their names in the API.
+func required(fields map[string]string) error {
+	var missing []string
+	for _, name := range []string{"email", "roomId", "title", "profileUrl"} {
+		if v, ok := fields[name]; ok && strings.TrimSpace(v) == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return live.ErrBadRequest.With("missing %s", strings.Join(missing, ", "))
+	}
+	return nil
 }

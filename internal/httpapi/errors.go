@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/onair-live/onair/internal/apierr"
 	"github.com/onair-live/onair/internal/live"
 )
 
@@ -16,38 +17,17 @@ type errorBody struct {
 	Message string `json:"message"`
 }
 
-// status maps a domain error to its HTTP status: the one place that does.
-func status(e *live.Error) int {
-	switch e.Kind {
-	case live.KindBadRequest:
-		return http.StatusBadRequest
-	case live.KindConflict:
-		return http.StatusConflict
-	case live.KindUnavailable:
-		return http.StatusServiceUnavailable
-	case live.KindUnauthorized:
-		return http.StatusUnauthorized
-	case live.KindForbidden:
-		return http.StatusForbidden
-	case live.KindTooMany:
-		return http.StatusTooManyRequests
-	}
-	return http.StatusInternalServerError
-}
-
-// writeError renders err in the protocol's shape. The protocol's message
-// comes first, then what exactly was wrong, so that existing clients that
-// match the message by prefix still work and people can see the cause.
+// writeError renders err in the protocol's shape, from the protocol's error
+// table (apierr). The protocol's message comes first, then what exactly was
+// wrong, so that existing clients that match the message by prefix still
+// work and people can see the cause.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	var e *live.Error
-	if !errors.As(err, &e) {
-		e = live.ErrInternal.Wrap(err)
-	}
-	body := errorBody{Name: e.Name, Code: e.Code, Message: e.Message}
+	en, e := apierr.Lookup(err)
+	body := errorBody{Name: en.Name, Code: en.Code, Message: en.Message}
 	if e.Detail != "" {
 		body.Message += " " + e.Detail
 	}
-	code := status(e)
+	code := en.Status
 	if errors.Is(err, live.ErrNodeBusy) {
 		// A cluster node that is draining or full: the client (or its load
 		// balancer) retries, and reaches another node.
@@ -61,7 +41,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		lvl = slog.LevelDebug // a flood must not flood the log: metrics count them
 	}
 	log.Log(r.Context(), lvl, "request failed", "method", r.Method, "path", r.URL.Path,
-		"status", code, "error", e.Name, "detail", e.Detail, "err", e.Err)
+		"status", code, "error", en.Name, "detail", e.Detail, "err", e.Err)
 	writeJSON(w, code, body)
 }
 

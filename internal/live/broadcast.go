@@ -21,7 +21,7 @@ type StartRequest struct {
 // who needs the publish grant on the room; it becomes the presenter.
 func (s *Service) StartBroadcast(ctx context.Context, who auth.Principal, req StartRequest) (RoomInfo, error) {
 	email := who.Subject
-	if err := Required(map[string]string{"email": email, "roomId": req.RoomID}); err != nil {
+	if err := need(email, req.RoomID); err != nil {
 		return RoomInfo{}, err
 	}
 	if err := s.mayPublish(who, req.RoomID); err != nil {
@@ -132,7 +132,7 @@ func (s *Service) newEndpoint(pl media.Pipeline, role media.Role, m *member, r *
 // the presenter ends a room: who's own, which needs the publish grant.
 func (s *Service) EndBroadcast(ctx context.Context, who auth.Principal) error {
 	email := who.Subject
-	if err := Required(map[string]string{"email": email}); err != nil {
+	if err := need(email); err != nil {
 		return err
 	}
 	if !who.Has(auth.GrantPublish) {
@@ -245,7 +245,7 @@ func (s *Service) tornDown() {
 // view grant on the room.
 func (s *Service) Join(ctx context.Context, who auth.Principal, roomID string) (RoomInfo, error) {
 	email := who.Subject
-	if err := Required(map[string]string{"email": email, "roomId": roomID}); err != nil {
+	if err := need(email, roomID); err != nil {
 		return RoomInfo{}, err
 	}
 	if err := s.mayView(who, roomID); err != nil {
@@ -305,7 +305,7 @@ func (s *Service) Join(ctx context.Context, who auth.Principal, roomID string) (
 // own seat, which needs no grant.
 func (s *Service) Leave(ctx context.Context, who auth.Principal) error {
 	email := who.Subject
-	if err := Required(map[string]string{"email": email}); err != nil {
+	if err := need(email); err != nil {
 		return err
 	}
 	u, err := s.store.User(ctx, email)
@@ -376,16 +376,17 @@ func (s *Service) mediaFailed(r *room, m *member, ep media.Endpoint, reason stri
 	s.removeViewer(ctx, r, m.email, ep, ReasonDropped, "media lost: "+reason, StopError)
 }
 
-// Required checks that named fields are not empty, and says which are.
-func Required(fields map[string]string) error {
-	var missing []string
-	for _, name := range []string{"email", "roomId", "title", "profileUrl"} {
-		if v, ok := fields[name]; ok && strings.TrimSpace(v) == "" {
-			missing = append(missing, name)
-		}
+// need refuses a request that does not name its user, or one of the rooms
+// it must name. The transports check their own fields first, and say which
+// are missing in their protocol's words.
+func need(user string, rooms ...string) error {
+	if strings.TrimSpace(user) == "" {
+		return ErrBadRequest.With("no user given")
 	}
-	if len(missing) > 0 {
-		return ErrBadRequest.With("missing %s", strings.Join(missing, ", "))
+	for _, r := range rooms {
+		if strings.TrimSpace(r) == "" {
+			return ErrBadRequest.With("no room given")
+		}
 	}
 	return nil
 }

@@ -1,37 +1,38 @@
 package live
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
-// Kind classifies an Error for the transports, which map it to a status.
+// Kind is the sort of a domain failure. The domain says only what went
+// wrong; each transport renders it in its own protocol (a status, an error
+// name and code, a text).
 type Kind int
 
 const (
-	KindBadRequest Kind = iota + 1
-	KindConflict
-	KindInternal
-	KindUnavailable
-	KindUnauthorized // no valid credentials
-	KindForbidden    // valid credentials without the grant
-	KindTooMany      // a rate or a limit was exceeded: try again later
+	KindBadRequest   Kind = iota + 1 // the request is malformed or incomplete
+	KindNotFound                     // what it names does not exist (or no longer)
+	KindConflict                     // it clashes with the state things are in
+	KindInternal                     // the server failed
+	KindUnavailable                  // the server cannot take it now
+	KindUnauthorized                 // no valid credentials
+	KindForbidden                    // valid credentials without the grant
+	KindTooMany                      // a rate or a limit was exceeded: try again later
 )
 
-// Error is a domain error with the protocol's name, code and message (the
-// error table of docs/protocol.md). Detail, when set, says what exactly went wrong;
-// it is logged and shown to the client after the protocol's message.
+// Error is a domain failure: one of the sentinels below, or a copy of one
+// made by With or Wrap (errors.Is matches the copy to its sentinel). Detail,
+// when set, says what exactly went wrong; Err is the cause, if any.
 type Error struct {
-	Name    string
-	Code    int
-	Message string
-	Kind    Kind
-	Detail  string
-	Err     error // the cause, if any
+	Kind   Kind
+	What   string // what the sentinel means, in the domain's words
+	Detail string
+	Err    error
+	base   *Error // the sentinel a copy was made of; nil for a sentinel
 }
 
+func newError(k Kind, what string) *Error { return &Error{Kind: k, What: what} }
+
 func (e *Error) Error() string {
-	s := e.Name + ": " + e.Message
+	s := e.What
 	if e.Detail != "" {
 		s += " (" + e.Detail + ")"
 	}
@@ -43,16 +44,25 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is matches errors of the same name, so errors.Is(err, ErrNoRoom) works on
-// errors made with With or Wrap.
+// Sentinel returns the sentinel e is, or is a copy of.
+func (e *Error) Sentinel() *Error {
+	if e.base != nil {
+		return e.base
+	}
+	return e
+}
+
+// Is matches copies of the same sentinel, so errors.Is(err, ErrNoRoom) works
+// on errors made with With or Wrap.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	return ok && t.Name == e.Name
+	return ok && t.Sentinel() == e.Sentinel()
 }
 
 // With returns a copy of e carrying detail.
 func (e *Error) With(format string, args ...any) *Error {
 	c := *e
+	c.base = e.Sentinel()
 	c.Detail = fmt.Sprintf(format, args...)
 	return &c
 }
@@ -60,47 +70,47 @@ func (e *Error) With(format string, args ...any) *Error {
 // Wrap returns a copy of e caused by err.
 func (e *Error) Wrap(err error) *Error {
 	c := *e
+	c.base = e.Sentinel()
 	c.Err = err
 	return &c
 }
 
-// The protocol's errors (docs/protocol.md), and the few onair adds.
+// The domain's failures.
 var (
-	ErrNoPipeline      = &Error{Name: "KMS_NO_PIPELINE", Code: 5001, Message: "KMS can't create new media pipeline.", Kind: KindInternal}
-	ErrNoEndpoint      = &Error{Name: "KMS_NO_ENDPOINT", Code: 5002, Message: "KMS can't create new webRtcEndpoint.", Kind: KindInternal}
-	ErrReleaseEndpoint = &Error{Name: "KMS_RELEASE_ENDPOINT", Code: 5003, Message: "KMS can't release webRtcEndpoint.", Kind: KindInternal}
-	ErrReleasePipeline = &Error{Name: "KMS_RELEASE_PIPELINE", Code: 5004, Message: "KMS can't release media pipeline.", Kind: KindInternal}
-	ErrNoConnect       = &Error{Name: "KMS_NO_CONNECT", Code: 5007, Message: "KMS can't connect to presenter endpoint.", Kind: KindInternal}
-	ErrNoUser          = &Error{Name: "NO_USER", Code: 5101, Message: "User not exists.", Kind: KindBadRequest}
-	ErrNoRoom          = &Error{Name: "NO_ROOM", Code: 5102, Message: "ROOM not exists.", Kind: KindBadRequest}
-	ErrAlreadyIn       = &Error{Name: "ALREADY_IN", Code: 5103, Message: "You already in streaming.", Kind: KindConflict}
-	ErrAlreadyOut      = &Error{Name: "ALREADY_OUT", Code: 5104, Message: "You already left streaming.", Kind: KindConflict}
-	ErrNoSession       = &Error{Name: "NO_SESSION", Code: 5105, Message: "WebSocket Session Id not exists.", Kind: KindBadRequest}
+	// The media engine.
+	ErrNoPipeline = newError(KindInternal, "cannot create a media pipeline")
+	ErrNoEndpoint = newError(KindInternal, "cannot create a media endpoint")
+	ErrNoConnect  = newError(KindInternal, "cannot connect to the presenter's media")
+	ErrBadOffer   = newError(KindBadRequest, "the SDP offer cannot be accepted") // the cause says why
+	ErrNotReady   = newError(KindConflict, "the media is not ready yet")         // try again shortly
 
-	// Added by onair.
-	ErrBadRequest  = &Error{Name: "BAD_REQUEST", Code: 4000, Message: "The request is not valid.", Kind: KindBadRequest}
-	ErrUnavailable = &Error{Name: "UNAVAILABLE", Code: 5030, Message: "The server cannot take this request now.", Kind: KindUnavailable}
-	ErrInternal    = &Error{Name: "INTERNAL", Code: 5000, Message: "Internal Server Error.", Kind: KindInternal}
+	// Rooms, users and sessions.
+	ErrNoUser     = newError(KindNotFound, "no such user in a room")
+	ErrNoRoom     = newError(KindNotFound, "no such room")
+	ErrAlreadyIn  = newError(KindConflict, "already in a room")
+	ErrAlreadyOut = newError(KindConflict, "already left")
+	ErrNoSession  = newError(KindNotFound, "no such signalling session")
 
-	// Access and limits (access.go; UNAUTHORIZED and TOO_MANY_REQUESTS are
-	// the transports').
-	ErrUnauthorized      = &Error{Name: "UNAUTHORIZED", Code: 4010, Message: "A valid token is required.", Kind: KindUnauthorized}
-	ErrForbidden         = &Error{Name: "FORBIDDEN", Code: 4030, Message: "You are not allowed to do this.", Kind: KindForbidden}
-	ErrTooManyRequests   = &Error{Name: "TOO_MANY_REQUESTS", Code: 4290, Message: "Too many requests: slow down.", Kind: KindTooMany}
-	ErrRoomFull          = &Error{Name: "ROOM_FULL", Code: 4291, Message: "The room is full.", Kind: KindTooMany}
-	ErrTooManyCandidates = &Error{Name: "TOO_MANY_CANDIDATES", Code: 4292, Message: "Too many ICE candidates for one session.", Kind: KindTooMany}
-	ErrTooManyRooms      = &Error{Name: "TOO_MANY_ROOMS", Code: 5031, Message: "The server has as many rooms as it may hold.", Kind: KindUnavailable}
-)
+	// Offers on a signalling session.
+	ErrMissingField  = newError(KindBadRequest, "the offer lacks its room, user or SDP")
+	ErrRoomNotFound  = newError(KindNotFound, "the offer's room is not live")
+	ErrNotPresenter  = newError(KindConflict, "another user presents this room")
+	ErrAlreadySender = newError(KindConflict, "the presenter has offered already")
+	ErrNotViewer     = newError(KindConflict, "the user has not joined this room")
+	ErrAlreadyViewer = newError(KindConflict, "the viewer has offered already")
+	ErrSessionBound  = newError(KindConflict, "the session signals for another user or room")
+	ErrNotYou        = newError(KindForbidden, "the session is signed in as another user")
 
-// Rejections of a WebSocket offer. Their text is what the client is shown in
-// a presenterResponse or viewerResponse with response "rejected".
-var (
-	ErrAlreadySender = errors.New("You are already acting as sender.")
-	ErrRoomNotFound  = errors.New("Can't find room you requested. Room doesn't exist!")
-	ErrNotPresenter  = errors.New("Another user is the presenter of this room.")
-	ErrNotViewer     = errors.New("You have not joined this room: call POST /room/view first.")
-	ErrAlreadyViewer = errors.New("You are already receiving this broadcast.")
-	ErrSessionBound  = errors.New("This WebSocket already signals for another user or room.")
-	ErrMissingField  = errors.New("The message lacks roomId, email or sdpOffer.")
-	ErrNotYou        = errors.New("This connection is signed in as another user.")
+	// Anything else.
+	ErrBadRequest  = newError(KindBadRequest, "the request is not valid")
+	ErrUnavailable = newError(KindUnavailable, "the server cannot take this request now")
+	ErrInternal    = newError(KindInternal, "the server failed")
+
+	// Access and limits (access.go).
+	ErrUnauthorized      = newError(KindUnauthorized, "a valid token is required")
+	ErrForbidden         = newError(KindForbidden, "not allowed")
+	ErrTooManyRequests   = newError(KindTooMany, "too many requests")
+	ErrRoomFull          = newError(KindTooMany, "the room is full")
+	ErrTooManyCandidates = newError(KindTooMany, "too many ICE candidates for one session")
+	ErrTooManyRooms      = newError(KindUnavailable, "the server holds as many rooms as it may")
 )

@@ -122,18 +122,32 @@ func (s *Service) offer(ctx context.Context, sess Session, who auth.Principal, o
 	return answer, nil
 }
 
-// offerError words a media failure for the client.
+// offerError is the domain's failure for a media engine's refusal of an
+// offer.
 func offerError(err error) error {
 	switch {
-	case errors.Is(err, media.ErrBadOffer), errors.Is(err, media.ErrIncompatible),
-		errors.Is(err, media.ErrNotReady):
-		return err
 	case errors.Is(err, media.ErrReleased):
 		return ErrRoomNotFound
 	case errors.Is(err, media.ErrAlreadyNegotiated):
 		return ErrAlreadySender
 	}
-	return errors.New(ErrNoConnect.Message)
+	if e := mediaError(err); e != err {
+		return e
+	}
+	return ErrNoConnect.Wrap(err)
+}
+
+// mediaError translates the media engine's refusals that the client can
+// act on (a bad offer, media not ready yet) into the domain's; it returns
+// any other error as it is.
+func mediaError(err error) error {
+	switch {
+	case errors.Is(err, media.ErrBadOffer), errors.Is(err, media.ErrIncompatible):
+		return ErrBadOffer.Wrap(err)
+	case errors.Is(err, media.ErrNotReady):
+		return ErrNotReady.Wrap(err)
+	}
+	return err
 }
 
 // AddCandidate gives a client's ICE candidate to the endpoint of the session
@@ -255,5 +269,9 @@ func (s *Service) RestartICE(ctx context.Context, sessionID, ufrag, pwd string) 
 	if m == nil {
 		return "", ErrNoSession.With("this session has ended")
 	}
-	return m.endpoint.RestartICE(ctx, ufrag, pwd)
+	sdp, err := m.endpoint.RestartICE(ctx, ufrag, pwd)
+	if err != nil {
+		return "", mediaError(err)
+	}
+	return sdp, nil
 }

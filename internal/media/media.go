@@ -44,12 +44,13 @@ type ICEServer struct {
 	Credential string
 }
 
-// Candidate is an ICE candidate in the shape browsers use (RTCIceCandidateInit).
+// Candidate is an ICE candidate with the fields browsers give one
+// (RTCIceCandidateInit); the transports carry it in their own formats.
 type Candidate struct {
-	Candidate        string  `json:"candidate"`
-	SDPMid           *string `json:"sdpMid,omitempty"`
-	SDPMLineIndex    *uint16 `json:"sdpMLineIndex,omitempty"`
-	UsernameFragment *string `json:"usernameFragment,omitempty"`
+	Candidate        string
+	SDPMid           *string
+	SDPMLineIndex    *uint16
+	UsernameFragment *string
 }
 
 // Events are the callbacks an endpoint makes to its owner. They may be called
@@ -126,21 +127,21 @@ type Puller interface {
 
 // EndpointStats are an endpoint's counters since it was created.
 type EndpointStats struct {
-	State          string `json:"state"`
-	PacketsIn      uint64 `json:"packetsIn"`
-	PacketsOut     uint64 `json:"packetsOut"`
-	BytesIn        uint64 `json:"bytesIn"`  // RTP header and payload
-	BytesOut       uint64 `json:"bytesOut"` // RTP header and payload
-	PacketsDropped uint64 `json:"packetsDropped"`
-	NACKs          uint64 `json:"nacks"`
-	PLIs           uint64 `json:"plis"`
+	State          string
+	PacketsIn      uint64
+	PacketsOut     uint64
+	BytesIn        uint64 // RTP header and payload
+	BytesOut       uint64 // RTP header and payload
+	PacketsDropped uint64
+	NACKs          uint64
+	PLIs           uint64
 	// A viewer of a simulcast broadcast: the layer it is sent (h, m or l),
 	// whether it pinned it, its estimated downlink in bit/s (0 while no
 	// limit has been seen), and its switches of layer.
-	Layer         string `json:"layer,omitempty"`
-	LayerPinned   bool   `json:"layerPinned,omitempty"`
-	EstimateBPS   uint64 `json:"estimateBps,omitempty"`
-	LayerSwitches uint64 `json:"layerSwitches,omitempty"`
+	Layer         string
+	LayerPinned   bool
+	EstimateBPS   uint64
+	LayerSwitches uint64
 }
 
 // Traffic is an engine's endpoint counters summed over every endpoint it has

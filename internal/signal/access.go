@@ -8,6 +8,7 @@ import (
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
 
+	"github.com/onair-live/onair/internal/apierr"
 	"github.com/onair-live/onair/internal/auth"
 	"github.com/onair-live/onair/internal/live"
 )
@@ -44,11 +45,11 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (auth.Prin
 	if err != nil {
 		s.rejected(RejectUnauthorized)
 		s.log.Info("WebSocket refused: no valid token", "remote", r.RemoteAddr, "err", err)
-		e := live.ErrUnauthorized.With("%v", err)
+		en, e := apierr.Lookup(live.ErrUnauthorized.With("%v", err))
 		w.Header().Set("WWW-Authenticate", `Bearer realm="onair"`)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnauthorized)
-		_ = json.NewEncoder(w).Encode(map[string]any{"name": e.Name, "code": e.Code, "message": e.Message + " " + e.Detail})
+		_ = json.NewEncoder(w).Encode(map[string]any{"name": en.Name, "code": en.Code, "message": en.Message + " " + e.Detail})
 		return auth.Principal{}, false
 	}
 	return who, true

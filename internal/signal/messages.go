@@ -8,13 +8,32 @@ import (
 
 // inbound is any client message; which fields matter depends on ID.
 type inbound struct {
-	ID        string           `json:"id"`
-	RoomID    string           `json:"roomId"`
-	Email     string           `json:"email"`
-	SDPOffer  string           `json:"sdpOffer"`
-	Candidate *media.Candidate `json:"candidate"`
-	Token     string           `json:"token"`
-	Layer     string           `json:"layer"` // viewer, setLayer: a simulcast layer
+	ID        string         `json:"id"`
+	RoomID    string         `json:"roomId"`
+	Email     string         `json:"email"`
+	SDPOffer  string         `json:"sdpOffer"`
+	Candidate *candidateBody `json:"candidate"`
+	Token     string         `json:"token"`
+	Layer     string         `json:"layer"` // viewer, setLayer: a simulcast layer
+}
+
+// candidateBody is an ICE candidate on the wire, as browsers give one
+// (RTCIceCandidateInit).
+type candidateBody struct {
+	Candidate        string  `json:"candidate"`
+	SDPMid           *string `json:"sdpMid,omitempty"`
+	SDPMLineIndex    *uint16 `json:"sdpMLineIndex,omitempty"`
+	UsernameFragment *string `json:"usernameFragment,omitempty"`
+}
+
+func (c candidateBody) media() media.Candidate {
+	return media.Candidate{Candidate: c.Candidate, SDPMid: c.SDPMid,
+		SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment}
+}
+
+func candidateBodyOf(c media.Candidate) candidateBody {
+	return candidateBody{Candidate: c.Candidate, SDPMid: c.SDPMid,
+		SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment}
 }
 
 // decode reads one client message. Fields of the wrong type are an error;
@@ -38,8 +57,8 @@ type responseMsg struct {
 }
 
 type candidateMsg struct {
-	ID        string          `json:"id"`
-	Candidate media.Candidate `json:"candidate"`
+	ID        string        `json:"id"`
+	Candidate candidateBody `json:"candidate"`
 }
 
 type stopMsg struct {

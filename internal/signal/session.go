@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
 
+	"github.com/onair-live/onair/internal/apierr"
 	"github.com/onair-live/onair/internal/auth"
 	"github.com/onair-live/onair/internal/live"
 	"github.com/onair-live/onair/internal/media"
@@ -201,14 +202,14 @@ func (s *session) handle(ctx context.Context, data []byte) {
 // any of the server's candidates, then the candidates the client sent early.
 func (s *session) offer(ctx context.Context, m inbound, respID string) {
 	if err := s.recheckToken(); err != nil {
-		s.send(mustJSON(responseMsg{ID: respID, Response: "rejected", Message: err.Error()}))
+		s.send(mustJSON(responseMsg{ID: respID, Response: "rejected", Message: apierr.Text(err)}))
 		return
 	}
 	if s.authed && m.Email == "" {
 		m.Email = s.who.Subject // the token says who; clients may leave it out
 	}
 	if err := s.boundTo(m.Email, m.RoomID); err != nil {
-		s.send(mustJSON(responseMsg{ID: respID, Response: "rejected", Message: err.Error()}))
+		s.send(mustJSON(responseMsg{ID: respID, Response: "rejected", Message: apierr.Text(err)}))
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.srv.cfg.OfferTimeout)
@@ -230,7 +231,7 @@ func (s *session) offer(ctx context.Context, m inbound, respID string) {
 		answer, err = s.srv.svc.View(ctx, s, who, o)
 	}
 	if err != nil {
-		s.send(mustJSON(responseMsg{ID: respID, Response: "rejected", Message: err.Error()}))
+		s.send(mustJSON(responseMsg{ID: respID, Response: "rejected", Message: apierr.Text(err)}))
 		return
 	}
 	s.bind(o.Email, o.RoomID)
@@ -249,7 +250,7 @@ func (s *session) offer(ctx context.Context, m inbound, respID string) {
 // to automatic choice.
 func (s *session) setLayer(m inbound) {
 	if err := s.srv.svc.SetLayer(s.id, m.Layer); err != nil {
-		s.send(mustJSON(responseMsg{ID: idSetLayerResponse, Response: "rejected", Message: err.Error()}))
+		s.send(mustJSON(responseMsg{ID: idSetLayerResponse, Response: "rejected", Message: apierr.Text(err)}))
 		return
 	}
 	s.send(mustJSON(responseMsg{ID: idSetLayerResponse, Response: "accepted"}))
@@ -264,27 +265,27 @@ func (s *session) candidate(m inbound) {
 		return
 	}
 	if err := s.candidateBound(m.RoomID); err != nil {
-		s.sendError("candidate refused: " + err.Error())
+		s.sendError("candidate refused: " + apierr.Text(err))
 		return
 	}
-	err := s.srv.svc.AddCandidate(s.id, *m.Candidate)
+	err := s.srv.svc.AddCandidate(s.id, m.Candidate.media())
 	if err == nil {
 		return
 	}
 	if errors.Is(err, live.ErrNoSession) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if s.early.Push(*m.Candidate) {
+		if s.early.Push(m.Candidate.media()) {
 			return
 		}
 	}
 	s.log.Info("candidate refused", "err", err)
-	s.sendError("candidate refused: " + err.Error())
+	s.sendError("candidate refused: " + apierr.Text(err))
 }
 
 // SendCandidate trickles one of the server's candidates to the client.
 func (s *session) SendCandidate(c media.Candidate) {
-	b := mustJSON(candidateMsg{ID: idIceCandidate, Candidate: c})
+	b := mustJSON(candidateMsg{ID: idIceCandidate, Candidate: candidateBodyOf(c)})
 	s.mu.Lock()
 	if s.answering {
 		s.buffered = append(s.buffered, b)

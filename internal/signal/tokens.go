@@ -6,6 +6,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/onair-live/onair/internal/apierr"
 	"github.com/onair-live/onair/internal/auth"
 	"github.com/onair-live/onair/internal/live"
 )
@@ -60,7 +61,7 @@ func (s *session) refreshToken(tok string) {
 	reply := func(err error) {
 		m := responseMsg{ID: idTokenResponse, Response: "accepted"}
 		if err != nil {
-			m.Response, m.Message = "rejected", err.Error()
+			m.Response, m.Message = "rejected", apierr.Text(err)
 		}
 		s.send(mustJSON(m))
 	}

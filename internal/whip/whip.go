@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/onair-live/onair/internal/apierr"
 	"github.com/onair-live/onair/internal/auth"
 	"github.com/onair-live/onair/internal/live"
 	"github.com/onair-live/onair/internal/media"
@@ -237,45 +238,32 @@ func (s *Server) created(w http.ResponseWriter, r *http.Request, sess *session, 
 	_, _ = io.WriteString(w, answer)
 }
 
-// renderError maps a domain failure to a WHIP/WHEP status.
+// renderError renders a domain failure as a WHIP/WHEP status, by its kind
+// (apierr.Status, as the REST API does), with its text as the body.
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, k kind, roomID string, err error) {
 	status := http.StatusInternalServerError
 	var e *live.Error
+	if errors.As(err, &e) {
+		status = apierr.Status(e.Kind)
+	}
 	switch {
-	case errors.As(err, &e) && e.Kind == live.KindForbidden:
-		status = http.StatusForbidden
-	case errors.As(err, &e) && e.Kind == live.KindTooMany:
-		status = http.StatusTooManyRequests
-	case errors.Is(err, live.ErrNotYou):
-		status = http.StatusForbidden
-	case errors.Is(err, live.ErrAlreadyIn):
-		status = http.StatusConflict
-	case errors.Is(err, live.ErrNoRoom), errors.Is(err, live.ErrRoomNotFound):
-		status = http.StatusNotFound
-	case errors.Is(err, media.ErrNotReady):
+	case errors.Is(err, live.ErrNotReady):
 		w.Header().Set("Retry-After", "1")
-		status = http.StatusConflict
-	case errors.Is(err, media.ErrBadOffer), errors.Is(err, media.ErrIncompatible),
-		errors.Is(err, live.ErrBadRequest), errors.Is(err, live.ErrMissingField):
-		status = http.StatusBadRequest
 	case errors.Is(err, live.ErrNodeBusy):
 		if s.redirect(w, r, k, roomID) { // relay.go
 			return
 		}
 		w.Header().Set("Retry-After", "1")
-		status = http.StatusServiceUnavailable
-	case errors.Is(err, live.ErrUnavailable), errors.Is(err, live.ErrTooManyRooms):
-		status = http.StatusServiceUnavailable
 	}
 	lvl := slog.LevelInfo
 	switch {
-	case status >= 500 && !errors.Is(err, live.ErrUnavailable) && !errors.Is(err, live.ErrTooManyRooms):
+	case status >= 500 && status != http.StatusServiceUnavailable:
 		lvl = slog.LevelError
 	case status == http.StatusTooManyRequests:
 		lvl = slog.LevelDebug
 	}
 	s.log.Log(r.Context(), lvl, "request refused", "kind", string(k), "room", roomID, "status", status, "err", err)
-	problem(w, status, err.Error())
+	problem(w, status, apierr.Text(err))
 }
 
 // patch handles trickle (204) and ICE restart (200) on a session.
@@ -322,11 +310,11 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, k kind) {
 	for _, c := range frag.candidates {
 		if err := s.svc.AddCandidate(sess.id, c); err != nil {
 			if errors.Is(err, live.ErrTooManyCandidates) {
-				problem(w, http.StatusTooManyRequests, err.Error())
+				problem(w, http.StatusTooManyRequests, apierr.Text(err))
 				return
 			}
 			s.log.Info("trickled candidate refused", "session", live.Tag(sess.id), "err", err)
-			problem(w, http.StatusBadRequest, err.Error())
+			problem(w, http.StatusBadRequest, apierr.Text(err))
 			return
 		}
 	}
