@@ -305,7 +305,7 @@ func (e *Endpoint) fail(reason string) {
 	e.mu.Unlock()
 	e.log.Warn("media connection lost", "reason", reason)
 	if e.ev.Failed != nil {
-		go e.ev.Failed(reason)
+		e.p.engine.reportFailure(func() { e.ev.Failed(reason) })
 	}
 }
 

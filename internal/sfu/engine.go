@@ -101,6 +101,12 @@ type Engine struct {
 	mu        sync.Mutex
 	pipelines map[string]*Pipeline
 	closed    bool
+
+	// failures are the Events.Failed calls in flight. They run outside the
+	// endpoint's own goroutines (the owner releases the endpoint from the
+	// call, and Release waits for those), so the engine owns them and
+	// Close waits for them.
+	failures sync.WaitGroup
 }
 
 var _ media.Engine = (*Engine)(nil)
@@ -227,6 +233,18 @@ func (e *Engine) Usage() media.Usage {
 	return media.Usage{CPUPercent: s.CPUPercent, MemoryPercent: s.MemoryPercent, RSSBytes: s.RSSBytes}
 }
 
+// reportFailure runs f, an Events.Failed call, as one of the engine's
+// failures. Once Close has begun none is started: everything is being
+// released already.
+func (e *Engine) reportFailure(f func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return
+	}
+	e.failures.Go(f)
+}
+
 // Close releases every pipeline and the shared UDP and TCP ports.
 func (e *Engine) Close() error {
 	e.mu.Lock()
@@ -236,6 +254,7 @@ func (e *Engine) Close() error {
 	for _, p := range ps {
 		p.Release()
 	}
+	e.failures.Wait()
 	err := e.closeICETCP()
 	if e.udpMux != nil {
 		if uerr := e.udpMux.Close(); err == nil {
