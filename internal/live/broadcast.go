@@ -30,15 +30,11 @@ func (s *Service) StartBroadcast(ctx context.Context, who auth.Principal, req St
 	if err := s.admit(); err != nil {
 		return RoomInfo{}, err
 	}
-	if _, err := s.store.User(ctx, email); err == nil {
-		return RoomInfo{}, ErrAlreadyIn.With("%s is already in a room", email)
-	} else if !isNotFound(err) {
-		return RoomInfo{}, s.storeErr(err)
+	if err := s.notInARoom(ctx, email); err != nil {
+		return RoomInfo{}, err
 	}
-	if _, err := s.store.Room(ctx, req.RoomID); err == nil {
-		return RoomInfo{}, ErrAlreadyIn.With("room %s is already live", req.RoomID)
-	} else if !isNotFound(err) {
-		return RoomInfo{}, s.storeErr(err)
+	if err := s.notLive(ctx, req.RoomID); err != nil {
+		return RoomInfo{}, err
 	}
 
 	s.mu.Lock()
@@ -72,18 +68,16 @@ func (s *Service) StartBroadcast(ctx context.Context, who auth.Principal, req St
 		return RoomInfo{}, e
 	}
 	if err != nil {
-		s.log.Error("cannot create pipeline", "room", r.id, "err", err)
-		s.mediaError("cannot create a pipeline for room "+r.id, err)
-		return fail(ErrNoPipeline.Wrap(err))
+		return fail(s.mediaFailure(ErrNoPipeline, err, "cannot create a pipeline for room "+r.id,
+			"cannot create pipeline", "room", r.id))
 	}
 	defer s.markPending(pl.ID(), false)
 	m := &member{email: email, roomID: r.id, role: store.RolePresenter}
 	ep, err := s.newEndpoint(pl, media.Publisher, m, r)
 	if err != nil {
 		pl.Release()
-		s.log.Error("cannot create presenter endpoint", "room", r.id, "err", err)
-		s.mediaError("cannot create the presenter's endpoint in room "+r.id, err)
-		return fail(ErrNoEndpoint.Wrap(err))
+		return fail(s.mediaFailure(ErrNoEndpoint, err, "cannot create the presenter's endpoint in room "+r.id,
+			"cannot create presenter endpoint", "room", r.id))
 	}
 	defer s.markPending(ep.ID(), false)
 	m.endpoint = ep
@@ -103,6 +97,26 @@ func (s *Service) StartBroadcast(ctx context.Context, who auth.Principal, req St
 	s.emit(Event{Type: EventRoomStarted, RoomID: r.id, Title: req.Title, ProfileURL: req.ProfileURL, Presenter: email})
 	s.log.Info("broadcast created", "room", r.id, "presenter", email, "pipeline", pl.ID(), "title", req.Title)
 	return infoOf(rec), nil
+}
+
+// notInARoom refuses a user the store has in a room already.
+func (s *Service) notInARoom(ctx context.Context, email string) error {
+	if _, err := s.store.User(ctx, email); err == nil {
+		return ErrAlreadyIn.With("%s is already in a room", email)
+	} else if !isNotFound(err) {
+		return s.storeErr(err)
+	}
+	return nil
+}
+
+// notLive refuses a room the store has live already.
+func (s *Service) notLive(ctx context.Context, roomID string) error {
+	if _, err := s.store.Room(ctx, roomID); err == nil {
+		return ErrAlreadyIn.With("room %s is already live", roomID)
+	} else if !isNotFound(err) {
+		return s.storeErr(err)
+	}
+	return nil
 }
 
 // newEndpoint creates a member's endpoint, marked pending until recorded.
@@ -251,10 +265,8 @@ func (s *Service) Join(ctx context.Context, who auth.Principal, roomID string) (
 	if err := s.mayView(who, roomID); err != nil {
 		return RoomInfo{}, err
 	}
-	if _, err := s.store.User(ctx, email); err == nil {
-		return RoomInfo{}, ErrAlreadyIn.With("%s is already in a room", email)
-	} else if !isNotFound(err) {
-		return RoomInfo{}, s.storeErr(err)
+	if err := s.notInARoom(ctx, email); err != nil {
+		return RoomInfo{}, err
 	}
 	if s.clustered() {
 		return s.joinSeat(ctx, who, roomID) // the endpoint is made where the offer lands
@@ -277,9 +289,8 @@ func (s *Service) Join(ctx context.Context, who auth.Principal, roomID string) (
 	m := &member{email: email, roomID: roomID, role: store.RoleViewer}
 	ep, err := s.newEndpoint(r.pipeline, media.Subscriber, m, r)
 	if err != nil {
-		s.log.Error("cannot create viewer endpoint", "room", roomID, "viewer", email, "err", err)
-		s.mediaError("cannot create a viewer's endpoint in room "+roomID, err)
-		return RoomInfo{}, ErrNoEndpoint.Wrap(err)
+		return RoomInfo{}, s.mediaFailure(ErrNoEndpoint, err, "cannot create a viewer's endpoint in room "+roomID,
+			"cannot create viewer endpoint", "room", roomID, "viewer", email)
 	}
 	defer s.markPending(ep.ID(), false)
 	m.endpoint = ep

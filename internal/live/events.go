@@ -77,6 +77,14 @@ func (s *Service) admit() error {
 	return nil
 }
 
+// mediaFailure logs the media engine's failure err (msg and attrs), reports
+// it (what), and returns the domain's failure e caused by it.
+func (s *Service) mediaFailure(e *Error, err error, what, msg string, attrs ...any) error {
+	s.log.Error(msg, append(attrs, "err", err)...)
+	s.mediaError(what, err)
+	return e.Wrap(err)
+}
+
 // mediaError tells Options.OnMediaError what the media engine failed to do.
 // A released pipeline is a room ending meanwhile, not a failure.
 func (s *Service) mediaError(what string, err error) {
