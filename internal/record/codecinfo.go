@@ -172,37 +172,7 @@ func h264Size(sps []byte) (width, height int, ok bool) {
 	chroma := uint32(1)
 	switch profile {
 	case 100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135:
-		chroma = r.ue()
-		if chroma == 3 {
-			r.u(1) // separate_colour_plane_flag
-		}
-		r.ue()        // bit_depth_luma_minus8
-		r.ue()        // bit_depth_chroma_minus8
-		r.u(1)        // qpprime_y_zero_transform_bypass_flag
-		if r.flag() { // seq_scaling_matrix_present_flag
-			lists := 8
-			if chroma == 3 {
-				lists = 12
-			}
-			for i := 0; i < lists; i++ {
-				if !r.flag() {
-					continue
-				}
-				size := 16
-				if i >= 6 {
-					size = 64
-				}
-				last, next := int32(8), int32(8)
-				for j := 0; j < size; j++ {
-					if next != 0 {
-						next = (last + r.se() + 256) % 256
-					}
-					if next != 0 {
-						last = next
-					}
-				}
-			}
-		}
+		chroma = h264HighProfile(r)
 	}
 	r.ue()          // log2_max_frame_num_minus4
 	switch r.ue() { // pic_order_cnt_type
@@ -243,6 +213,44 @@ func h264Size(sps []byte) (width, height int, ok bool) {
 	width = wMBs*16 - (cl+cr)*cropX
 	height = (2-frameMBsOnly)*hMaps*16 - (ct+cb)*cropY
 	return width, height, width > 0 && height > 0
+}
+
+// h264HighProfile reads the fields an SPS of the high profiles adds after
+// seq_parameter_set_id, and returns chroma_format_idc.
+func h264HighProfile(r *bitReader) (chroma uint32) {
+	chroma = r.ue()
+	if chroma == 3 {
+		r.u(1) // separate_colour_plane_flag
+	}
+	r.ue()         // bit_depth_luma_minus8
+	r.ue()         // bit_depth_chroma_minus8
+	r.u(1)         // qpprime_y_zero_transform_bypass_flag
+	if !r.flag() { // seq_scaling_matrix_present_flag
+		return chroma
+	}
+	lists := 8
+	if chroma == 3 {
+		lists = 12
+	}
+	for i := 0; i < lists; i++ {
+		if !r.flag() {
+			continue
+		}
+		size := 16
+		if i >= 6 {
+			size = 64
+		}
+		last, next := int32(8), int32(8)
+		for j := 0; j < size; j++ {
+			if next != 0 {
+				next = (last + r.se() + 256) % 256
+			}
+			if next != 0 {
+				last = next
+			}
+		}
+	}
+	return chroma
 }
 
 // vp9Size reads the frame size from a VP9 keyframe's uncompressed header
