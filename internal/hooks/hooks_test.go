@@ -133,6 +133,7 @@ func newSender(t *testing.T, r *receiver, o *outcomes, tune func(*hooks.Config))
 // Each delivery carries the event, an id, a time and a signature that a
 // receiver can check with nothing but the secret and the raw body.
 func TestSignedBody(t *testing.T) {
+	t.Parallel()
 	checkGoroutines(t)
 	r := newReceiver(t, nil)
 	o := &outcomes{}
@@ -189,6 +190,7 @@ func TestSignedBody(t *testing.T) {
 // Events of one room arrive in the order they were sent, even when many
 // rooms send at once and the receiver fails some attempts.
 func TestOrderPerRoom(t *testing.T) {
+	t.Parallel()
 	checkGoroutines(t)
 	const rooms, perRoom = 12, 40
 	var mu sync.Mutex
@@ -248,6 +250,7 @@ func TestOrderPerRoom(t *testing.T) {
 
 // A 500 is retried with the same id and body; a 400 is not.
 func TestRetry(t *testing.T) {
+	t.Parallel()
 	checkGoroutines(t)
 	r := newReceiver(t, func(d delivery) int {
 		switch {
@@ -278,6 +281,7 @@ func TestRetry(t *testing.T) {
 // A receiver that always fails is tried MaxAttempts times, then the event
 // is counted as failed and the room's next event goes out.
 func TestGiveUp(t *testing.T) {
+	t.Parallel()
 	checkGoroutines(t)
 	r := newReceiver(t, func(d delivery) int {
 		if d.body.Type == live.EventRoomStarted {
@@ -302,6 +306,7 @@ func TestGiveUp(t *testing.T) {
 // once, a full queue drops (and counts) rather than waits, and Close gives
 // up at its deadline.
 func TestHungReceiverDoesNotBlock(t *testing.T) {
+	t.Parallel()
 	checkGoroutines(t)
 	release := make(chan struct{})
 	r := newReceiver(t, func(delivery) int { <-release; return http.StatusOK })
@@ -357,6 +362,7 @@ func TestHungReceiverDoesNotBlock(t *testing.T) {
 
 // Close waits for queued events to be delivered.
 func TestCloseFlushes(t *testing.T) {
+	t.Parallel()
 	checkGoroutines(t)
 	r := newReceiver(t, nil)
 	o := &outcomes{}
@@ -376,6 +382,7 @@ func TestCloseFlushes(t *testing.T) {
 
 // A webhook URL often carries a token: errors are logged without it.
 func TestLogsWithoutURL(t *testing.T) {
+	t.Parallel()
 	checkGoroutines(t)
 	var logs syncBuffer
 	o := &outcomes{}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/onair-live/onair/internal/leakcheck"
 	"github.com/onair-live/onair/internal/media"
 	"github.com/onair-live/onair/internal/sfu/udpbatch"
 )
@@ -223,7 +223,7 @@ func (v *viewerLog) read(track *webrtc.TrackRemote, measureFrom *sync.Map) {
 // measures what the viewers receive.
 func runForwarding(t testing.TB, run forwardRun) forwardResult {
 	t.Helper()
-	base := runtime.NumGoroutine()
+	leakcheck.Check(t) // when the test ends, after the closes below
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	eng, err := New(Config{Loopback: true, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
@@ -242,15 +242,6 @@ func runForwarding(t testing.TB, run forwardRun) forwardResult {
 			_ = pc.Close()
 		}
 		_ = eng.Close()
-		deadline := time.Now().Add(10 * time.Second)
-		for runtime.NumGoroutine() > base {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				t.Errorf("goroutines left: %d, were %d\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
 	}()
 
 	// The presenter.

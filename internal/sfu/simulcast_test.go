@@ -6,12 +6,12 @@ import (
 	"maps"
 	"net/netip"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/onair-live/onair/internal/leakcheck"
 	"github.com/onair-live/onair/internal/media"
 )
 
@@ -35,7 +35,7 @@ func newSCRoom(ctx context.Context, t *testing.T) *scRoom {
 // newSCRoomWith is newSCRoom with the layers' bitrates (0: not sent).
 func newSCRoomWith(ctx context.Context, t *testing.T, rates [3]int) *scRoom {
 	t.Helper()
-	base := runtime.NumGoroutine()
+	leakcheck.Check(t)
 	eng, err := New(Config{Loopback: true, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
 		Logger: testLogger()})
 	if err != nil {
@@ -52,15 +52,6 @@ func newSCRoomWith(ctx context.Context, t *testing.T, rates [3]int) *scRoom {
 		}
 		r.pub.close()
 		_ = eng.Close()
-		deadline := time.Now().Add(10 * time.Second)
-		for runtime.NumGoroutine() > base {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				t.Errorf("goroutines left: %d, were %d\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
 	})
 	ep, err := mp.NewEndpoint(media.Publisher, "presenter", media.Events{})
 	if err != nil {

@@ -5,29 +5,26 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/onair-live/onair/internal/leakcheck"
 )
 
 // goroutineSettle is how long goroutines are given to end: pion and
 // net/http end some of theirs a little after Close returns.
 const goroutineSettle = 10 * time.Second
 
-// CheckGoroutines records the number of goroutines now and, when the test
-// ends (after the cleanups registered later, which run first), waits for the
-// number to come back to it, failing with every goroutine's stack if it does
-// not. There is no slack: every goroutine a test starts must end. Tests that
-// use it must not run in parallel with others (the count is process-wide).
+// CheckGoroutines fails the test if a goroutine it started (the server
+// StartServer runs for it included) is left when it ends: see leakcheck.
+// Only the test's own goroutines are counted, so tests may run in parallel.
 func CheckGoroutines(t testing.TB) {
 	t.Helper()
-	base := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		if err := WaitGoroutines(base); err != nil {
-			t.Error(err)
-		}
-	})
+	leakcheck.Check(t)
 }
 
-// WaitGoroutines waits for the number of goroutines to come down to base,
-// and returns an error with every goroutine's stack if it does not.
+// WaitGoroutines waits for the number of goroutines in the whole process to
+// come down to base, and returns an error with every goroutine's stack if
+// it does not: for tests that measure the process (they cannot run in
+// parallel with others).
 func WaitGoroutines(base int) error {
 	deadline := time.Now().Add(goroutineSettle)
 	for {
