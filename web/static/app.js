@@ -522,17 +522,7 @@ async function watch(roomId, clickedAt = performance.now()) {
     fillPlayerInfo(room);
     const session = new Session({ api: state.api, role: 'viewer', email, roomId });
     w.session = session;
-    session.addEventListener('track', (e) => {
-      if (state.watching !== w) return;
-      if (el.remote.srcObject !== e.detail) el.remote.srcObject = e.detail;
-      play(w);
-    });
-    session.addEventListener('connected', () => {
-      if (w.state === 'connecting') setWatch(w, 'connecting', 'Connected, waiting for the first picture…');
-    });
-    session.addEventListener('notice', (e) => {
-      if (w.state === 'playing') el.stats.textContent = e.detail;
-    });
+    showMedia(w, session);
     session.addEventListener('ended', (e) => {
       setWatch(w, 'ended', e.detail || 'The presenter stopped streaming.');
       w.joined = false; // the server has let us go with the room
@@ -550,6 +540,22 @@ async function watch(roomId, clickedAt = performance.now()) {
     setWatch(w, 'failed', messageFor(err));
     releaseSeat(w);
   }
+}
+
+// showMedia plays what a viewer's session (WebSocket or WHEP) receives for
+// the watch w, and says how it is going.
+function showMedia(w, session) {
+  session.addEventListener('track', (e) => {
+    if (state.watching !== w) return;
+    if (el.remote.srcObject !== e.detail) el.remote.srcObject = e.detail;
+    play(w);
+  });
+  session.addEventListener('connected', () => {
+    if (w.state === 'connecting') setWatch(w, 'connecting', 'Connected, waiting for the first picture…');
+  });
+  session.addEventListener('notice', (e) => {
+    if (w.state === 'playing') el.stats.textContent = e.detail;
+  });
 }
 
 // openPlayer makes w the room being watched and shows the player.
@@ -584,17 +590,7 @@ async function watchWhep(roomId, clickedAt = performance.now()) {
   const layer = new URLSearchParams(location.search).get('layer');
   const session = new WhipSession({ api: state.api, kind: 'whep', roomId, query: layer ? { layer } : null });
   w.session = session;
-  session.addEventListener('track', (e) => {
-    if (state.watching !== w) return;
-    if (el.remote.srcObject !== e.detail) el.remote.srcObject = e.detail;
-    play(w);
-  });
-  session.addEventListener('connected', () => {
-    if (w.state === 'connecting') setWatch(w, 'connecting', 'Connected, waiting for the first picture…');
-  });
-  session.addEventListener('notice', (e) => {
-    if (w.state === 'playing') el.stats.textContent = e.detail;
-  });
+  showMedia(w, session);
   session.addEventListener('dropped', (e) => whepDropped(w, e.detail));
   try {
     await session.start();

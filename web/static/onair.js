@@ -79,46 +79,31 @@ export class Api {
   }
 }
 
-// Session is one WebRTC session with the server's media engine, signalled
-// over a WebSocket of its own: a presenter's (sendonly, from a local stream)
-// or a viewer's (recvonly). It dispatches:
+// MediaSession is one WebRTC session with the server's media engine: a
+// presenter's peer connection (sendonly, from a local stream) or a viewer's
+// (recvonly). How its offer and answer travel is its transport's business,
+// and so is what a lost connection means: Session (the WebSocket protocol)
+// and WhipSession (WHIP and WHEP) are its two transports. Both dispatch:
 //   'track'     detail: MediaStream   remote media arrived (viewer)
 //   'connected'                       the media connection is up
 //   'notice'    detail: string        something worth showing, not fatal
-//   'ended'     detail: string        the server ended it (stopCommunication)
-//   'failed'    detail: string        it cannot go on
-// After 'ended' or 'failed' it has closed itself.
-export class Session extends EventTarget {
-  constructor({ api, role, email, roomId, stream }) {
+class MediaSession extends EventTarget {
+  constructor({ api, role, roomId, stream }) {
     super();
     this.api = api;
     this.role = role; // 'presenter' or 'viewer'
-    this.email = email;
     this.roomId = roomId;
     this.stream = stream || null;
     this.pc = null;
-    this.ws = null;
-    this.sessionId = null;
     this.closed = false;
     this.answered = false;
-    this.offerSent = false;
-    this.localQueue = []; // our candidates, until the offer is sent
-    this.remoteQueue = []; // the server's, until its answer is set
   }
 
-  // start opens the socket, makes the offer and sends it. It resolves once
-  // the offer is sent; the answer and the rest arrive as events.
-  async start() {
-    await this.openSocket();
-    if (this.closed) return;
+  // newPeer makes the peer connection: the presenter's stream goes out
+  // (addSendTracks), a viewer takes audio and video.
+  newPeer() {
     const pc = new RTCPeerConnection({ iceServers: this.api.iceServers });
     this.pc = pc;
-    pc.addEventListener('icecandidate', (e) => {
-      if (!e.candidate || !e.candidate.candidate) return; // end of candidates
-      const c = { candidate: e.candidate.candidate, sdpMid: e.candidate.sdpMid, sdpMLineIndex: e.candidate.sdpMLineIndex };
-      if (this.offerSent) this.sendCandidate(c);
-      else this.localQueue.push(c);
-    });
     pc.addEventListener('connectionstatechange', () => this.onConnectionState());
     pc.addEventListener('track', (e) => {
       const stream = e.streams[0] || new MediaStream([e.track]);
@@ -130,6 +115,65 @@ export class Session extends EventTarget {
       pc.addTransceiver('audio', { direction: 'recvonly' });
       pc.addTransceiver('video', { direction: 'recvonly' });
     }
+    return pc;
+  }
+
+  // onConnectionState tells the page when the media is up or interrupted,
+  // and hands a lost connection to the transport (onLost).
+  onConnectionState() {
+    if (this.closed) return;
+    this.onState(this.pc.connectionState);
+    switch (this.pc.connectionState) {
+      case 'connected':
+        this.dispatchEvent(new Event('connected'));
+        break;
+      case 'disconnected':
+        this.dispatchEvent(new CustomEvent('notice', { detail: 'Connection interrupted, trying to recover…' }));
+        this.onInterrupted();
+        break;
+      case 'failed':
+      case 'closed':
+        this.onLost();
+        break;
+      default:
+    }
+  }
+
+  // The transport's hooks: every state change, an interruption, a loss.
+  onState() {}
+  onInterrupted() {}
+  onLost() {}
+}
+
+// Session is a MediaSession signalled over a WebSocket of its own, which
+// carries the offer and answer, and candidates both ways. Besides MediaSession's
+// events it dispatches:
+//   'ended'     detail: string        the server ended it (stopCommunication)
+//   'failed'    detail: string        it cannot go on
+// After 'ended' or 'failed' it has closed itself.
+export class Session extends MediaSession {
+  constructor({ api, role, email, roomId, stream }) {
+    super({ api, role, roomId, stream });
+    this.email = email;
+    this.ws = null;
+    this.sessionId = null;
+    this.offerSent = false;
+    this.localQueue = []; // our candidates, until the offer is sent
+    this.remoteQueue = []; // the server's, until its answer is set
+  }
+
+  // start opens the socket, makes the offer and sends it. It resolves once
+  // the offer is sent; the answer and the rest arrive as events.
+  async start() {
+    await this.openSocket();
+    if (this.closed) return;
+    const pc = this.newPeer();
+    pc.addEventListener('icecandidate', (e) => {
+      if (!e.candidate || !e.candidate.candidate) return; // end of candidates
+      const c = { candidate: e.candidate.candidate, sdpMid: e.candidate.sdpMid, sdpMLineIndex: e.candidate.sdpMLineIndex };
+      if (this.offerSent) this.sendCandidate(c);
+      else this.localQueue.push(c);
+    });
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     if (this.closed) return;
@@ -211,23 +255,11 @@ export class Session extends EventTarget {
     }
   }
 
-  onConnectionState() {
-    if (this.closed) return;
-    switch (this.pc.connectionState) {
-      case 'connected':
-        this.dispatchEvent(new Event('connected'));
-        break;
-      case 'disconnected':
-        this.dispatchEvent(new CustomEvent('notice', { detail: 'Connection interrupted, trying to recover…' }));
-        break;
-      case 'failed':
-      case 'closed':
-        // The server closes the media of an ended broadcast right after it
-        // sends stopCommunication: give that message a moment to win.
-        setTimeout(() => this.fail('The media connection failed (ICE or DTLS).'), 1000);
-        break;
-      default:
-    }
+  // onLost fails the session, a moment later: the server closes the media
+  // of an ended broadcast right after it sends stopCommunication, and that
+  // message should win.
+  onLost() {
+    setTimeout(() => this.fail('The media connection failed (ICE or DTLS).'), 1000);
   }
 
   send(msg) {
@@ -277,25 +309,18 @@ export class WhipError extends Error {
 // response, with the session's URL (Location), which takes DELETE when the
 // session ends. No WebSocket: nothing tells a WHEP player that the broadcast
 // ended, so it sees the media connection drop, and app.js decides from the
-// room list whether that was the end. It dispatches Session's events
-// 'track', 'connected' and 'notice', and:
+// room list whether that was the end. Besides MediaSession's events it
+// dispatches:
 //   'dropped'   detail: string        the media connection is gone or stuck
 // It never dispatches 'ended' or 'failed' itself.
-export class WhipSession extends EventTarget {
+export class WhipSession extends MediaSession {
   constructor({ api, kind, roomId, stream, token, query }) {
-    super();
-    this.api = api;
+    super({ api, role: kind === 'whip' ? 'presenter' : 'viewer', roomId, stream });
     this.kind = kind; // 'whip' or 'whep'
-    this.role = kind === 'whip' ? 'presenter' : 'viewer';
-    this.roomId = roomId;
-    this.stream = stream || null;
     this.token = token || (api && api.token) || ''; // a stream key, else the page's token
     this.query = query || null;
-    this.pc = null;
     this.resource = null; // the session URL, once created
     this.etag = null;
-    this.answered = false;
-    this.closed = false;
     this.deleted = null; // the DELETE's promise, once sent
     this.stuck = null; // timer while disconnected
   }
@@ -310,19 +335,7 @@ export class WhipSession extends EventTarget {
   // sends what it has), POSTs it and applies the answer. It throws a
   // WhipError if the server refuses.
   async start() {
-    const pc = new RTCPeerConnection({ iceServers: this.api.iceServers });
-    this.pc = pc;
-    pc.addEventListener('connectionstatechange', () => this.onConnectionState());
-    pc.addEventListener('track', (e) => {
-      const stream = e.streams[0] || new MediaStream([e.track]);
-      this.dispatchEvent(new CustomEvent('track', { detail: stream }));
-    });
-    if (this.kind === 'whip') {
-      addSendTracks(pc, this.stream);
-    } else {
-      pc.addTransceiver('audio', { direction: 'recvonly' });
-      pc.addTransceiver('video', { direction: 'recvonly' });
-    }
+    const pc = this.newPeer();
     await pc.setLocalDescription(await pc.createOffer());
     await this.gathered(3000);
     if (this.closed) return;
@@ -365,26 +378,16 @@ export class WhipSession extends EventTarget {
     });
   }
 
-  onConnectionState() {
-    if (this.closed) return;
-    clearTimeout(this.stuck);
-    switch (this.pc.connectionState) {
-      case 'connected':
-        this.dispatchEvent(new Event('connected'));
-        break;
-      case 'disconnected':
-        this.dispatchEvent(new CustomEvent('notice', { detail: 'Connection interrupted, trying to recover…' }));
-        // The server closes the media of a room that ended: a connection
-        // that stays disconnected is as good as gone.
-        this.stuck = setTimeout(() => this.drop('The media connection was lost.'), 3000);
-        break;
-      case 'failed':
-      case 'closed':
-        this.drop('The media connection failed or was closed.');
-        break;
-      default:
-    }
+  onState() { clearTimeout(this.stuck); }
+
+  // onInterrupted gives a disconnected connection 3 s: the server closes the
+  // media of a room that ended, and one that stays disconnected is as good
+  // as gone.
+  onInterrupted() {
+    this.stuck = setTimeout(() => this.drop('The media connection was lost.'), 3000);
   }
+
+  onLost() { this.drop('The media connection failed or was closed.'); }
 
   drop(reason) {
     if (!this.closed) this.dispatchEvent(new CustomEvent('dropped', { detail: reason }));
