@@ -32,26 +32,9 @@ func (e *Endpoint) negotiateSubscriber(ctx context.Context, offer string, gather
 	if err != nil {
 		return "", err
 	}
-	pts := map[*upTrack]uint8{}
-	var missing []string
-	for _, t := range tracks {
-		offered := false
-		for _, sec := range sections {
-			if sec.kind != t.kind {
-				continue
-			}
-			offered = true
-			if pt, ok := matchViewer(sec, t.codec); ok {
-				pts[t] = pt
-				break
-			}
-		}
-		if _, ok := pts[t]; offered && !ok {
-			missing = append(missing, t.codec.MimeType)
-		}
-	}
-	if len(pts) == 0 || len(missing) > 0 {
-		return "", fmt.Errorf("%w: the broadcast is %s", media.ErrIncompatible, strings.Join(codecNames(tracks), " + "))
+	pts, err := viewerPayloadTypes(sections, tracks)
+	if err != nil {
+		return "", err
 	}
 	sub := newSubscriber(e, e.p.engine.cfg.QueueLength)
 	if e.p.engine.udpMux == nil && !e.p.engine.cfg.SendPerPacket {
@@ -99,6 +82,34 @@ func (e *Endpoint) negotiateSubscriber(ctx context.Context, offer string, gather
 	e.goroutine(sub.run)
 	e.startSelectors(sub, tracks)
 	return answer, nil
+}
+
+// viewerPayloadTypes matches each published track to the payload type the
+// viewer's offer gives its codec. A track of a kind the viewer offers must
+// match; the viewer may leave a kind out, but must take something.
+func viewerPayloadTypes(sections []offeredSection, tracks []*upTrack) (map[*upTrack]uint8, error) {
+	pts := map[*upTrack]uint8{}
+	var missing []string
+	for _, t := range tracks {
+		offered := false
+		for _, sec := range sections {
+			if sec.kind != t.kind {
+				continue
+			}
+			offered = true
+			if pt, ok := matchViewer(sec, t.codec); ok {
+				pts[t] = pt
+				break
+			}
+		}
+		if _, ok := pts[t]; offered && !ok {
+			missing = append(missing, t.codec.MimeType)
+		}
+	}
+	if len(pts) == 0 || len(missing) > 0 {
+		return nil, fmt.Errorf("%w: the broadcast is %s", media.ErrIncompatible, strings.Join(codecNames(tracks), " + "))
+	}
+	return pts, nil
 }
 
 func codecNames(tracks []*upTrack) []string {
