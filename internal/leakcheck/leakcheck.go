@@ -30,18 +30,25 @@ const labelKey = "leakcheck"
 // test ends (after the cleanups registered later, which run first), waits
 // for every one of them to end, failing with their stacks if some do not.
 // There is no slack: every goroutine a test starts must end.
+//
+// A test may call it more than once (a test that starts two servers): each
+// call labels the goroutines started after it, and its cleanup waits for
+// those only, so a server stopped by a later cleanup is not counted early.
 func Check(t testing.TB) {
 	t.Helper()
-	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels(labelKey, t.Name())))
+	mark := new(byte) // alive while the cleanup is: a unique label per call
+	name := fmt.Sprintf("%s@%p", t.Name(), mark)
+	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels(labelKey, name)))
 	t.Cleanup(func() {
 		pprof.SetGoroutineLabels(context.Background()) // this goroutine is the test's, not one it started
-		if err := Wait(t.Name()); err != nil {
+		if err := Wait(name); err != nil {
 			t.Error(err)
 		}
+		_ = *mark
 	})
 }
 
-// Wait waits for the goroutines labelled for the test named name to end,
+// Wait waits for the goroutines labelled name (by Check) to end,
 // and returns an error with their stacks if they do not within settle.
 func Wait(name string) error {
 	deadline := time.Now().Add(settle)

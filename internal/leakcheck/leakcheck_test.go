@@ -1,6 +1,8 @@
 package leakcheck
 
 import (
+	"bytes"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -15,18 +17,33 @@ func TestCountsOnlyTheTestsGoroutines(t *testing.T) {
 	defer close(elsewhere)
 
 	Check(t)
+	name := label(t)
 	inner := make(chan struct{})
 	go func() {
 		go func() { <-inner }()
 		<-stop
 	}()
 	time.Sleep(50 * time.Millisecond)
-	if n, stacks := started(t.Name()); n != 2 || !strings.Contains(stacks, "leakcheck") {
+	if n, stacks := started(name); n != 2 || !strings.Contains(stacks, "leakcheck") {
 		t.Fatalf("started = %d (want 2: the two it started)\n%s", n, stacks)
 	}
 	close(stop)
 	close(inner)
-	if err := Wait(t.Name() + "-none"); err != nil {
+	if err := Wait(name); err != nil {
 		t.Error(err)
 	}
+}
+
+// label is the label Check gave the calling goroutine, read back from the
+// goroutine profile.
+func label(t *testing.T) string {
+	t.Helper()
+	var buf bytes.Buffer
+	_ = pprof.Lookup("goroutine").WriteTo(&buf, 1)
+	i := strings.Index(buf.String(), `"leakcheck":"`+t.Name()+"@")
+	if i < 0 {
+		t.Fatal("no goroutine labelled for this test")
+	}
+	rest := buf.String()[i+len(`"leakcheck":"`):]
+	return rest[:strings.IndexByte(rest, '"')]
 }
