@@ -36,12 +36,7 @@ func (e *Endpoint) negotiatePublisher(ctx context.Context, offer string, gathere
 		}
 		chosen[sec.kind] = c
 		mids[sec.mid] = sec.kind
-		exts := map[string]uint8{}
-		for _, uri := range forwardedExtensions {
-			if id, ok := sec.extensions[uri]; ok && id > 0 && id < 256 {
-				exts[uri] = uint8(id)
-			}
-		}
+		exts := forwardedIDs(sec)
 		if rids != nil {
 			g := newLayers(e, codecParams(c, sec.kind, true), exts, rids)
 			tracks, all = append(tracks, g.top()), append(all, g.layers...)
@@ -79,6 +74,36 @@ func (e *Endpoint) negotiatePublisher(ctx context.Context, offer string, gathere
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return "", fmt.Errorf("%w: %v", media.ErrBadOffer, err)
 	}
+	if err := preferChosen(pc, mids, chosen); err != nil {
+		return "", err
+	}
+	answer, err := e.finishOffer(ctx, pc, gathered)
+	if err != nil {
+		return "", err
+	}
+	e.p.publish(tracks)
+	if rate := e.p.engine.cfg.MaxVideoBitrate; rate > 0 {
+		e.goroutine(func() { e.sendREMB(all, rate) })
+	}
+	e.logPublishing(tracks)
+	return capBandwidth(answer, e.p.engine.cfg.MaxVideoBitrate), nil
+}
+
+// forwardedIDs are the ids a section of the offer gives the RTP header
+// extensions that are forwarded to viewers, by URI.
+func forwardedIDs(sec offeredSection) map[string]uint8 {
+	exts := map[string]uint8{}
+	for _, uri := range forwardedExtensions {
+		if id, ok := sec.extensions[uri]; ok && id > 0 && id < 256 {
+			exts[uri] = uint8(id)
+		}
+	}
+	return exts
+}
+
+// preferChosen makes each published transceiver (by mid) answer with the
+// codec chosen for its kind, and its RTX if the presenter offered one.
+func preferChosen(pc *webrtc.PeerConnection, mids map[string]webrtc.RTPCodecType, chosen map[webrtc.RTPCodecType]offeredCodec) error {
 	for _, tr := range pc.GetTransceivers() {
 		kind, ok := mids[tr.Mid()]
 		if !ok {
@@ -90,17 +115,14 @@ func (e *Endpoint) negotiatePublisher(ctx context.Context, offer string, gathere
 			prefs = append(prefs, rtxCodec(c.pt, c.rtx))
 		}
 		if err := tr.SetCodecPreferences(prefs); err != nil {
-			return "", fmt.Errorf("sfu: codec %s: %w", c.mime, err)
+			return fmt.Errorf("sfu: codec %s: %w", c.mime, err)
 		}
 	}
-	answer, err := e.finishOffer(ctx, pc, gathered)
-	if err != nil {
-		return "", err
-	}
-	e.p.publish(tracks)
-	if rate := e.p.engine.cfg.MaxVideoBitrate; rate > 0 {
-		e.goroutine(func() { e.sendREMB(all, rate) })
-	}
+	return nil
+}
+
+// logPublishing says what the presenter publishes.
+func (e *Endpoint) logPublishing(tracks []*upTrack) {
 	for _, t := range tracks {
 		layers := 1
 		if t.group != nil {
@@ -109,7 +131,6 @@ func (e *Endpoint) negotiatePublisher(ctx context.Context, offer string, gathere
 		e.log.Info("publishing", "kind", t.kind.String(), "codec", t.codec.MimeType, "fmtp", t.codec.SDPFmtpLine,
 			"layers", layers)
 	}
-	return capBandwidth(answer, e.p.engine.cfg.MaxVideoBitrate), nil
 }
 
 // sendREMB tells the presenter the video bitrate cap, every second.
