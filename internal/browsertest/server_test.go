@@ -15,6 +15,7 @@ import (
 	"github.com/onair-live/onair/internal/app"
 	"github.com/onair-live/onair/internal/config"
 	"github.com/onair-live/onair/internal/live"
+	"github.com/onair-live/onair/internal/testpeer"
 )
 
 // server is a real onair, as cmd/onair builds it, on 127.0.0.1.
@@ -83,19 +84,9 @@ func (s *server) waitEmpty(t *testing.T, within time.Duration) {
 	t.Logf("server back to zero: %+v, %d WebSockets", c, ws)
 }
 
-// waitFor polls cond every 50 ms until it holds or within has passed.
-func waitFor(within time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(within)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// waitFor polls cond until it holds or within has passed, and reports
+// whether it held.
+var waitFor = testpeer.Eventually
 
 // testLog sends the server's log to the test's log until the test ends.
 type testLog struct {
