@@ -116,28 +116,9 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 		s.MbitPerSecond = float64(bytes1-bytes0) * 8 / secs / 1e6
 		s.PublisherPacketsPerSecond = float64(pub1-pub0) / secs
 	}
-	if server != nil {
-		u, err := server.usage()
-		if u.Seconds > 0 {
-			s.Server = &u
-			if s.ViewersConnected > 0 {
-				s.ServerCPUPerViewer = u.CPUCorePercent / float64(s.ViewersConnected)
-			}
-		}
-		if err != nil {
-			s.ServerError = fmt.Sprintf("pid %d: %v", o.PID, err)
-		}
-	}
-	s.Tool, _ = tool.usage()
+	s.addCosts(o.PID, server, tool, toolBefore)
 	if machineOK {
 		s.MachineBusy = &machineBusy
-	}
-	if s.ViewersConnected > 0 {
-		n := float64(s.ViewersConnected)
-		s.ToolCPUPerViewer = s.Tool.CPUCorePercent / n
-		if toolBefore.RSSBytes > 0 {
-			s.ToolRSSPerViewerKB = (s.Tool.RSSEndMB*(1<<20) - float64(toolBefore.RSSBytes)) / 1024 / n
-		}
 	}
 	for _, v := range r.viewers[:r.started.Load()] {
 		out.write(v.result())
@@ -149,6 +130,32 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 		s.EndError = err.Error()
 	}
 	return s, nil
+}
+
+// addCosts adds what the window cost the server (pid, if watched) and the
+// tool, in all and per viewer connected; toolBefore is the tool before any
+// viewer joined.
+func (s *Summary) addCosts(pid int, server, tool *procWatch, toolBefore sysstat.Process) {
+	if server != nil {
+		u, err := server.usage()
+		if u.Seconds > 0 {
+			s.Server = &u
+			if s.ViewersConnected > 0 {
+				s.ServerCPUPerViewer = u.CPUCorePercent / float64(s.ViewersConnected)
+			}
+		}
+		if err != nil {
+			s.ServerError = fmt.Sprintf("pid %d: %v", pid, err)
+		}
+	}
+	s.Tool, _ = tool.usage()
+	if s.ViewersConnected > 0 {
+		n := float64(s.ViewersConnected)
+		s.ToolCPUPerViewer = s.Tool.CPUCorePercent / n
+		if toolBefore.RSSBytes > 0 {
+			s.ToolRSSPerViewerKB = (s.Tool.RSSEndMB*(1<<20) - float64(toolBefore.RSSBytes)) / 1024 / n
+		}
+	}
 }
 
 func (r *runner) setPhase(p string) { r.phase.Store(&p) }
