@@ -111,20 +111,8 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 	c.Network.register(fs)
 	c.HLS.register(fs)
 
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if f.Name == redisAlias {
-			return // an alias: its variable is that of the flag it stands for
-		}
-		name := "ONAIR_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(name); v != "" {
-			if err := f.Value.Set(v); err != nil && envErr == nil {
-				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return Config{}, envErr
+	if err := applyEnv(fs, getenv); err != nil {
+		return Config{}, err
 	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -132,67 +120,14 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	var err error
-	if c.UDPPortMin, c.UDPPortMax, err = parseRange(*udpRange); err != nil {
-		return Config{}, fmt.Errorf("-ice-udp-ports: %w", err)
+	if err := c.parseLists(*udpRange, *publicIPs, *allowed, *iceServers, *streamKeys, *kbps); err != nil {
+		return Config{}, err
 	}
-	c.PublicIPs = splitList(*publicIPs)
-	for _, ip := range c.PublicIPs {
-		if _, err := netip.ParseAddr(ip); err != nil {
-			return Config{}, fmt.Errorf("-public-ip: %q is not an IP address", ip)
-		}
-	}
-	for _, s := range splitList(*allowed) {
-		p, err := parsePrefix(s)
-		if err != nil {
-			return Config{}, fmt.Errorf("-ice-allowed-ips: %w", err)
-		}
-		c.ICEAllowedIPs = append(c.ICEAllowedIPs, p)
-	}
-	for _, s := range splitList(*iceServers) {
-		srv, err := parseICEServer(s)
-		if err != nil {
-			return Config{}, fmt.Errorf("-ice-servers: %w", err)
-		}
-		c.ICEServers = append(c.ICEServers, srv)
-	}
-	for _, kv := range splitList(*streamKeys) {
-		room, key, ok := strings.Cut(kv, "=")
-		if !ok || room == "" || key == "" {
-			return Config{}, fmt.Errorf("-whip-stream-keys: %q is not ROOM=KEY", kv)
-		}
-		if c.StreamKeys == nil {
-			c.StreamKeys = map[string]string{}
-		}
-		c.StreamKeys[room] = key
-	}
-	if *kbps < 0 {
-		return Config{}, errors.New("-max-video-kbps must not be negative")
-	}
-	c.MaxVideoBitrate = *kbps * 1000
 	c.BasePath = "/" + strings.Trim(c.BasePath, "/")
 	if c.BasePath == "/" {
 		c.BasePath = ""
 	}
-	if err := c.checkTLS(); err != nil {
-		return Config{}, err
-	}
-	if err := c.checkNetwork(); err != nil {
-		return Config{}, err
-	}
-	if err := c.Observe.check(); err != nil {
-		return Config{}, err
-	}
-	if err := c.HLS.check(); err != nil {
-		return Config{}, err
-	}
-	if err := c.Record.check(); err != nil {
-		return Config{}, err
-	}
-	if err := c.Cluster.check(c.RedisURL); err != nil {
-		return Config{}, err
-	}
-	if err := c.State.check(); err != nil {
+	if err := c.checkSections(); err != nil {
 		return Config{}, err
 	}
 	if err := c.Auth.load(*origins, os.ReadFile); err != nil {
@@ -216,6 +151,81 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 		return Config{}, fmt.Errorf("-log-format: %q is not text or json", c.LogFormat)
 	}
 	return c, nil
+}
+
+// parseLists reads the flags given as strings or lists: the ICE port
+// range, public and allowed IPs, ICE servers, WHIP stream keys and the video
+// bitrate.
+func (c *Config) parseLists(udpRange, publicIPs, allowed, iceServers, streamKeys string, kbps int) error {
+	var err error
+	if c.UDPPortMin, c.UDPPortMax, err = parseRange(udpRange); err != nil {
+		return fmt.Errorf("-ice-udp-ports: %w", err)
+	}
+	c.PublicIPs = splitList(publicIPs)
+	for _, ip := range c.PublicIPs {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return fmt.Errorf("-public-ip: %q is not an IP address", ip)
+		}
+	}
+	for _, s := range splitList(allowed) {
+		p, err := parsePrefix(s)
+		if err != nil {
+			return fmt.Errorf("-ice-allowed-ips: %w", err)
+		}
+		c.ICEAllowedIPs = append(c.ICEAllowedIPs, p)
+	}
+	for _, s := range splitList(iceServers) {
+		srv, err := parseICEServer(s)
+		if err != nil {
+			return fmt.Errorf("-ice-servers: %w", err)
+		}
+		c.ICEServers = append(c.ICEServers, srv)
+	}
+	for _, kv := range splitList(streamKeys) {
+		room, key, ok := strings.Cut(kv, "=")
+		if !ok || room == "" || key == "" {
+			return fmt.Errorf("-whip-stream-keys: %q is not ROOM=KEY", kv)
+		}
+		if c.StreamKeys == nil {
+			c.StreamKeys = map[string]string{}
+		}
+		c.StreamKeys[room] = key
+	}
+	if kbps < 0 {
+		return errors.New("-max-video-kbps must not be negative")
+	}
+	c.MaxVideoBitrate = kbps * 1000
+	return nil
+}
+
+// applyEnv sets each flag from its ONAIR_* variable, if set; the command
+// line is parsed after, and wins.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == redisAlias {
+			return // an alias: its variable is that of the flag it stands for
+		}
+		name := "ONAIR_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" {
+			if err := f.Value.Set(v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
+			}
+		}
+	})
+	return envErr
+}
+
+// checkSections checks the sections that check themselves, in this order
+// (the first error is reported).
+func (c *Config) checkSections() error {
+	for _, check := range []func() error{c.checkTLS, c.checkNetwork, c.Observe.check, c.HLS.check,
+		c.Record.check, func() error { return c.Cluster.check(c.RedisURL) }, c.State.check} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func splitList(s string) []string {
