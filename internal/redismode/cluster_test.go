@@ -212,7 +212,7 @@ func TestClusterViewerTokenCannotRelay(t *testing.T) {
 	}
 }
 
-// TestClusterOriginalProtocolAcrossNodes: the original protocol, each call
+// TestClusterOriginalProtocolAcrossNodes: the REST + WebSocket protocol, each call
 // on another node: the presenter's REST and WebSocket on a, a viewer's REST
 // join on b and its WebSocket on c (another's the other way round, its
 // media on a). Both watch; when a ends the room, both hear
