@@ -51,6 +51,12 @@ func (s *Service) Relay(ctx context.Context, sess Session, who auth.Principal, n
 	if old != nil {
 		s.releaseRelays(map[string]*relayOut{node: old})
 	}
+	// A simulcast broadcast's relay carries its top layer (the best the
+	// presenter sends): the pulling node's viewers share it, so the link
+	// between nodes must not lower it for all of them.
+	if lp, ok := ep.(media.LayerPinner); ok {
+		_ = lp.SetLayer("h")
+	}
 	answer, err := ep.ProcessOfferGathered(ctx, offer)
 	if err != nil {
 		s.dropRelay(r, node, ep, "offer failed")

@@ -210,7 +210,7 @@ func (s *layerSel) choose(now time.Time, audio *upTrack) {
 	b := &s.bwe
 	_, want, pin := s.state()
 	if pin >= 0 {
-		s.setTarget(pin)
+		s.setTarget(s.g.sentNear(min(pin, int8(len(s.g.layers)-1))))
 		s.endProbe()
 		return
 	}

@@ -251,3 +251,23 @@ func (g *layerGroup) flowing() *upTrack {
 	}
 	return nil
 }
+
+// sentNear is layer l if the presenter sends it (or nothing has been
+// measured yet), else the highest layer below it that it sends, else the
+// lowest above: where a viewer pinned to l is sent.
+func (g *layerGroup) sentNear(l int8) int8 {
+	if g.layers[l].bitrate() > 0 || g.flowing() == nil {
+		return l
+	}
+	for i := l - 1; i >= 0; i-- {
+		if g.layers[i].bitrate() > 0 {
+			return i
+		}
+	}
+	for i := l + 1; i < int8(len(g.layers)); i++ {
+		if g.layers[i].bitrate() > 0 {
+			return i
+		}
+	}
+	return l
+}

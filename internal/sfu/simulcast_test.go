@@ -271,3 +271,16 @@ func waitUntil(within time.Duration, cond func() bool) bool {
 	}
 	return true
 }
+
+// A viewer pinned to a layer the presenter does not send is sent the
+// highest it sends below it.
+func TestSimulcastPinToALayerNotSent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r := newSCRoomWith(ctx, t, [3]int{125_000, 500_000, 0})
+	v := r.viewer(ctx, t, "pinned-h", 0, "h")
+	waitLayer(t, v, 1, 15*time.Second, "viewer pinned to h, which is not sent")
+	if s := v.ep.Stats(); s.Layer != "m" || !s.LayerPinned {
+		t.Errorf("stats of the viewer pinned to h: layer %q pinned %v, want m, pinned", s.Layer, s.LayerPinned)
+	}
+}
