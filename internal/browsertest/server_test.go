@@ -1,71 +1,31 @@
 package browsertest_test
 
 import (
-	"context"
 	"crypto/tls"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/onair-live/onair/internal/app"
-	"github.com/onair-live/onair/internal/config"
 	"github.com/onair-live/onair/internal/live"
 	"github.com/onair-live/onair/internal/testpeer"
 )
 
 // server is a real onair, as cmd/onair builds it, on 127.0.0.1.
 type server struct {
-	app  *app.App
-	url  string // https://127.0.0.1:port
-	logs *testLog
+	app *app.App
+	url string // https://127.0.0.1:port
 }
 
-// startServer runs onair with extra flags over the defaults; ICE is offered on
-// loopback only, which is all a loopback-only namespace has.
+// startServer runs onair with extra flags over testpeer's loopback defaults
+// (ICE on 127.0.0.1 only, which is all a loopback-only namespace has). When
+// the test ends the server is shut down and checked for anything left.
 func startServer(t *testing.T, flags ...string) *server {
 	t.Helper()
-	args := append([]string{
-		"-addr", "127.0.0.1:0",
-		"-ice-loopback", "-ice-allowed-ips", "127.0.0.1/32",
-		"-reap-interval", "0",
-	}, flags...)
-	cfg, err := config.Load(args, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &testLog{t: t}
-	a, err := app.New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- a.Serve(l) }()
-	scheme := "http"
-	if cfg.TLS() {
-		scheme = "https"
-	}
-	s := &server{app: a, url: scheme + "://" + l.Addr().String(), logs: logs}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := a.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		logs.stop()
-	})
-	return s
+	ts := testpeer.StartServerArgs(t, append([]string{"-reap-interval", "0"}, flags...), nil)
+	return &server{app: ts.App, url: ts.Root}
 }
 
 // waitEmpty waits until the server holds nothing: no room, viewer, session,
@@ -87,36 +47,6 @@ func (s *server) waitEmpty(t *testing.T, within time.Duration) {
 // waitFor polls cond until it holds or within has passed, and reports
 // whether it held.
 var waitFor = testpeer.Eventually
-
-// testLog sends the server's log to the test's log until the test ends.
-type testLog struct {
-	mu      sync.Mutex
-	t       *testing.T
-	stopped bool
-	all     strings.Builder
-}
-
-func (l *testLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.all.Write(p)
-	if !l.stopped {
-		l.t.Log("onair: " + strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (l *testLog) stop() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.stopped = true
-}
-
-func (l *testLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.all.String()
-}
 
 // rest calls the server's REST API as a client other than the browser.
 func (s *server) rest(t *testing.T, method, path, email, body string) (int, string) {

@@ -3,10 +3,12 @@ package testpeer
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -21,6 +23,7 @@ import (
 
 // Server is an onair started for one test.
 type Server struct {
+	Root   string // the server's root URL, e.g. http://127.0.0.1:41234 (https with TLS)
 	URL    string // base URL of the API, e.g. http://127.0.0.1:41234/signal
 	WSURL  string // the signalling WebSocket, e.g. ws://127.0.0.1:41234/signal/ws
 	App    *app.App
@@ -39,6 +42,16 @@ type Server struct {
 // server's log is shown if the test failed.
 func StartServer(t testing.TB, configure func(*config.Config)) *Server {
 	t.Helper()
+	return StartServerArgs(t, nil, configure)
+}
+
+// StartServerArgs is StartServer with the configuration first read from
+// command-line flags, as an operator gives them (e.g. "-tls-self-signed");
+// the loopback defaults are then applied, and configure last. With TLS on,
+// Root, URL and WSURL are https and wss, and REST accepts the server's
+// certificate whatever it is.
+func StartServerArgs(t testing.TB, args []string, configure func(*config.Config)) *Server {
+	t.Helper()
 	logs := &logBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -47,9 +60,9 @@ func StartServer(t testing.TB, configure func(*config.Config)) *Server {
 	})
 	CheckGoroutines(t)
 
-	cfg, err := config.Load(nil, func(string) string { return "" }, io.Discard)
+	cfg, err := config.Load(args, func(string) string { return "" }, io.Discard)
 	if err != nil {
-		t.Fatalf("default config: %v", err)
+		t.Fatalf("config %q: %v", args, err)
 	}
 	cfg.Addr = "127.0.0.1:0"
 	cfg.BasePath = "/signal"
@@ -69,15 +82,24 @@ func StartServer(t testing.TB, configure func(*config.Config)) *Server {
 		t.Fatalf("listen: %v", err)
 	}
 	host := l.Addr().String()
+	scheme, wsScheme := "http", "ws"
+	if cfg.TLS() {
+		scheme, wsScheme = "https", "wss"
+	}
 	s := &Server{
-		URL:    "http://" + host + cfg.BasePath,
-		WSURL:  "ws://" + host + cfg.BasePath + "/ws",
+		Root:   scheme + "://" + host,
+		URL:    scheme + "://" + host + cfg.BasePath,
+		WSURL:  wsScheme + "://" + host + cfg.BasePath + "/ws",
 		App:    a,
 		Config: cfg,
 		logs:   logs,
 		served: make(chan error, 1),
 	}
 	s.REST = NewClient(s.URL)
+	if cfg.TLS() {
+		s.REST.http.Transport = &http.Transport{MaxIdleConnsPerHost: 8,
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // the test's own self-signed certificate
+	}
 	go func() { s.served <- a.Serve(l) }()
 	t.Cleanup(func() { s.stop(t) })
 	return s
