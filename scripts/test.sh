@@ -93,8 +93,8 @@ isolated go test -race -count=1 -timeout 20m "$@" ./...
 # out. ONAIR_FUZZTIME overrides every target's budget (e.g. 60s, 1000000x;
 # 0 skips fuzzing, for quick local runs).
 fuzz_targets=(
-  "./internal/signal FuzzDecode 200000x"
-  "./internal/signal FuzzHandle 20000x"
+  "./internal/wsapi FuzzDecode 200000x"
+  "./internal/wsapi FuzzHandle 20000x"
   "./internal/sfu FuzzParseOffer 100000x"
   "./internal/sfu FuzzPublisherOffer 50000x"
   "./internal/whip FuzzParseFrag 50000x"

@@ -8,8 +8,8 @@ import (
 	"github.com/onair-live/onair/internal/httpapi"
 	"github.com/onair-live/onair/internal/live"
 	"github.com/onair-live/onair/internal/ratelimit"
-	"github.com/onair-live/onair/internal/signal"
 	"github.com/onair-live/onair/internal/whip"
+	"github.com/onair-live/onair/internal/wsapi"
 )
 
 // access is who may do what, and how much, for one configuration: the
@@ -26,9 +26,9 @@ type access struct {
 var rejectionReasons = []string{
 	live.RejectForbidden, live.RejectOtherUser, live.RejectRoomFull, live.RejectTooManyRooms, live.RejectTooManyCandidates,
 	httpapi.RejectUnauthorized, httpapi.RejectSessionRate, httpapi.RejectBodyTooLarge, httpapi.RejectOrigin,
-	signal.RejectSessionBound, signal.RejectMessageRate, signal.RejectMessageTooLarge, signal.RejectBadMessage,
+	wsapi.RejectSessionBound, wsapi.RejectMessageRate, wsapi.RejectMessageTooLarge, wsapi.RejectBadMessage,
 	whip.RejectForbidden,
-	rejectMaxConnections, rejectConnectionsPerAddress, signal.RejectSilent, signal.RejectUnbound, signal.RejectTokenExpired,
+	rejectMaxConnections, rejectConnectionsPerAddress, wsapi.RejectSilent, wsapi.RejectUnbound, wsapi.RejectTokenExpired,
 }
 
 func newAccess(cfg config.Config, log *slog.Logger) (*access, error) {

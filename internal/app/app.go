@@ -20,9 +20,9 @@ import (
 	"github.com/onair-live/onair/internal/httpapi"
 	"github.com/onair-live/onair/internal/live"
 	"github.com/onair-live/onair/internal/sfu"
-	"github.com/onair-live/onair/internal/signal"
 	"github.com/onair-live/onair/internal/store"
 	"github.com/onair-live/onair/internal/whip"
+	"github.com/onair-live/onair/internal/wsapi"
 	"github.com/onair-live/onair/web"
 )
 
@@ -33,7 +33,7 @@ type App struct {
 	engine *sfu.Engine
 	store  store.Store
 	svc    *live.Service
-	ws     *signal.Server
+	ws     *wsapi.Server
 	http   *http.Server
 	rec    *recording  // nil unless recording: recording.go
 	hls    *hls.Server // nil with -hls=false: hls.go
@@ -103,7 +103,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		Recorder: rec.factory(), OnRejected: obs.rejected, OfferWait: cfg.ConnectTimeout,
 		Owner: owner, Cluster: nd.liveCluster(), RelayGrace: cfg.RelayGrace,
 		Limits: live.Limits{MaxRooms: cfg.MaxRooms, MaxViewersPerRoom: cfg.MaxViewersPerRoom, MaxCandidates: cfg.MaxCandidates}})))
-	ws := signal.NewServer(svc, signal.Config{MaxMessageBytes: cfg.MaxMessageBytes, Logger: log,
+	ws := wsapi.NewServer(svc, wsapi.Config{MaxMessageBytes: cfg.MaxMessageBytes, Logger: log,
 		Auth: acc.authn, MessagesPerSecond: cfg.MaxMessagesPerSecond, OriginPatterns: acc.origins, OnRejected: obs.rejected,
 		PingInterval: cfg.WSPingInterval, IdleTimeout: cfg.WSIdleTimeout, BindTimeout: cfg.WSBindTimeout})
 	wc := whip.Config{StreamKey: cfg.StreamKey, StreamKeys: cfg.StreamKeys,

@@ -1,4 +1,4 @@
-package signal
+package wsapi
 
 import (
 	"net/http"

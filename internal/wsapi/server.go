@@ -1,9 +1,9 @@
-// Package signal serves the signalling WebSocket (/ws): SDP offers and
+// Package wsapi serves the signalling WebSocket (/ws): SDP offers and
 // answers, trickled ICE candidates and stopCommunication, one JSON object
 // per text frame (docs/protocol.md). It is a thin transport: it parses, calls the
 // broadcast domain and renders the result, and holds no broadcast state beyond
 // the connections it serves.
-package signal
+package wsapi
 
 import (
 	"context"
