@@ -38,7 +38,7 @@ func TestRelayOnlyViewerOverTURNTLS(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AddCert(cert.Leaf)
 	trust := &tls.Config{RootCAs: roots}
-	wc := testpeer.NewWHIPClientTLS("https://"+strings.TrimPrefix(strings.TrimSuffix(srv.URL, srv.Config.BasePath), "http://"), trust)
+	wc := testpeer.NewWHIPClientTLS(srv.Root, trust)
 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
