@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -491,5 +492,55 @@ func TestClusterDrain(t *testing.T) {
 	}
 	if n := b.count(`msg=drained component=cluster`); n != 1 {
 		t.Errorf("b logged drained %d times", n)
+	}
+}
+
+// SIGTERM starts the same drain as POST /signal/cluster/drain, which a
+// rolling deploy relies on: the node stays up and keeps its viewer playing,
+// sends new WHEP viewers to another node, and exits 0 once the viewer left.
+func TestClusterDrainOnSIGTERM(t *testing.T) {
+	srv := redistest.Start(t)
+	a := startNode(t, "a", srv.URL, "c9:")
+	b := startNode(t, "b", srv.URL, "c9:", "-drain-timeout", "60s")
+	testpeer.MustWHIPPublisher(t, a.Server, nil, "show", testpeer.WHIPOptions{Query: url.Values{"email": {"star@x"}}})
+	vb := mustWatch(t, b, "show", "vb@x")
+
+	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	aURL, bURL := strings.TrimSuffix(a.URL, "/signal"), strings.TrimSuffix(b.URL, "/signal")
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var status int
+	var location string
+	if !testpeer.Eventually(timeout, func() bool {
+		resp, err := noFollow.Post(bURL+"/whep/show", "application/sdp", strings.NewReader("v=0\r\n"))
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		status, location = resp.StatusCode, resp.Header.Get("Location")
+		return status == http.StatusTemporaryRedirect
+	}) || location != aURL+"/whep/show" {
+		t.Fatalf("WHEP on the node given SIGTERM: %d, Location %q; want 307 to a", status, location)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := vb.Peer.WaitMoreMedia(ctx, 30); err != nil {
+		t.Fatalf("b's viewer during the drain: %v", err)
+	}
+	select {
+	case <-b.exited:
+		t.Fatalf("b exited on SIGTERM with its viewer still watching")
+	default:
+	}
+	want(t, vb.Session.Delete(), http.StatusOK)
+	select {
+	case <-b.exited:
+		if code := b.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("b exited with %d", code)
+		}
+	case <-time.After(timeout):
+		t.Fatalf("b still up %s after its last viewer left", timeout)
 	}
 }
