@@ -473,23 +473,7 @@ func TestClusterDrain(t *testing.T) {
 	_ = moved
 
 	// b's viewer plays on, and b stays up until it leaves.
-	if err := vb.Peer.WaitMoreMedia(ctx, 30); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-b.exited:
-		t.Fatalf("b exited with its viewer still watching")
-	default:
-	}
-	want(t, vb.Session.Delete(), http.StatusOK)
-	select {
-	case <-b.exited:
-		if code := b.cmd.ProcessState.ExitCode(); code != 0 {
-			t.Errorf("b exited with %d", code)
-		}
-	case <-time.After(timeout):
-		t.Fatalf("b still up %s after its last viewer left", timeout)
-	}
+	wantDrainedExit(ctx, t, b, vb)
 	if n := b.count(`msg=drained component=cluster`); n != 1 {
 		t.Errorf("b logged drained %d times", n)
 	}
@@ -526,21 +510,29 @@ func TestClusterDrainOnSIGTERM(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := vb.Peer.WaitMoreMedia(ctx, 30); err != nil {
-		t.Fatalf("b's viewer during the drain: %v", err)
+	wantDrainedExit(ctx, t, b, vb)
+}
+
+// wantDrainedExit checks that a draining node's viewer still gets media and
+// that the node stays up while it watches, then has the viewer leave and
+// waits for the node to exit 0 by itself.
+func wantDrainedExit(ctx context.Context, t *testing.T, node *proc, v *testpeer.WHEPViewer) {
+	t.Helper()
+	if err := v.Peer.WaitMoreMedia(ctx, 30); err != nil {
+		t.Fatalf("the viewer of the draining node: %v", err)
 	}
 	select {
-	case <-b.exited:
-		t.Fatalf("b exited on SIGTERM with its viewer still watching")
+	case <-node.exited:
+		t.Fatalf("the draining node exited with its viewer still watching")
 	default:
 	}
-	want(t, vb.Session.Delete(), http.StatusOK)
+	want(t, v.Session.Delete(), http.StatusOK)
 	select {
-	case <-b.exited:
-		if code := b.cmd.ProcessState.ExitCode(); code != 0 {
-			t.Errorf("b exited with %d", code)
+	case <-node.exited:
+		if code := node.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("the drained node exited with %d", code)
 		}
 	case <-time.After(timeout):
-		t.Fatalf("b still up %s after its last viewer left", timeout)
+		t.Fatalf("the draining node is still up %s after its last viewer left", timeout)
 	}
 }
