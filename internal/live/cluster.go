@@ -248,12 +248,12 @@ func (s *Service) pull(ctx context.Context, r *room) error {
 	})
 	if err != nil {
 		if release != nil {
-			go release()
+			s.bg.Go(release)
 		}
 		return err
 	}
 	if old := r.relay.release; old != nil {
-		go old()
+		s.bg.Go(old)
 	}
 	r.relay.release = release
 	return nil
@@ -391,7 +391,7 @@ func (s *Service) syncPulled(ctx context.Context) {
 		}
 		if relay != nil {
 			if live, why := s.upstreamLive(ctx, r); !live {
-				go s.endPulled(context.Background(), r, ReasonEnded, why, StopEnded)
+				s.bg.Go(func() { s.endPulled(context.Background(), r, ReasonEnded, why, StopEnded) })
 				continue
 			}
 		}

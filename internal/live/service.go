@@ -20,6 +20,7 @@ import (
 
 	"github.com/onair-live/onair/internal/media"
 	"github.com/onair-live/onair/internal/store"
+	"github.com/onair-live/onair/internal/waitgroup"
 )
 
 // StopReason says why a client is told its broadcast stopped.
@@ -111,6 +112,11 @@ type Service struct {
 	// reach zero, and torn is signalled when it does (broadcast.go).
 	tearing atomic.Int64
 	torn    chan struct{}
+
+	// bg runs what a cluster room starts in the background (a pull being
+	// released at the node pulled from, a pulled room being ended): Shutdown
+	// waits for it (cluster.go).
+	bg sync.WaitGroup
 }
 
 // room is the runtime half of a broadcast: the media objects behind the
@@ -257,6 +263,9 @@ func (s *Service) Shutdown(ctx context.Context) {
 	for _, r := range rooms {
 		s.teardown(ctx, r, ReasonShutdown, "server shutting down", StopEnded)
 	}
+	// Pulls being released and pulled rooms being ended, each bounded by
+	// its own timeout: a room they end counts in tearing, waited for next.
+	waitgroup.Await(&s.bg, ctx.Done(), nil)
 	// Some rooms were being torn down already (their presenter left or its
 	// media failed just before): wait for them too, or their media and
 	// records would be released after Shutdown returns (and the store closed).
