@@ -29,6 +29,9 @@ type node struct {
 	drainTimeout time.Duration
 	drainOnce    sync.Once
 	drained      chan struct{} // closed when a drain is over
+	closing      chan struct{} // closed by close: a drain still waiting gives up
+	closeOnce    sync.Once
+	waiting      sync.WaitGroup // the drain's wait, which close awaits
 
 	mu        sync.Mutex
 	lastBytes uint64
@@ -46,7 +49,7 @@ func newNode(cfg config.Config, log *slog.Logger, st store.Store, owner string, 
 		return nil, errors.New("-advertise-url needs the state in Redis (-redis)")
 	}
 	n := &node{done: make(chan struct{}), lastAt: time.Now(), log: log.With("component", "cluster"),
-		drainTimeout: cfg.DrainTimeout, drained: make(chan struct{})}
+		drainTimeout: cfg.DrainTimeout, drained: make(chan struct{}), closing: make(chan struct{})}
 	cl, err := cluster.New(cluster.Config{Node: owner, AdvertiseURL: cfg.AdvertiseURL,
 		Secret: []byte(cfg.ClusterSecret), Fanout: cfg.RelayFanout, MaxViewers: cfg.NodeMaxViewers, TTL: cfg.RedisOwnerTTL, Logger: log,
 		Load: func() cluster.Load { return n.load(*svc, engine) }}, rs.Client(), rs.Prefix(), rs.RoomKey)
@@ -93,7 +96,12 @@ func (n *node) run() {
 
 // close removes the node's registry entry.
 func (n *node) close() {
-	if n == nil || n.stop == nil {
+	if n == nil {
+		return
+	}
+	n.closeOnce.Do(func() { close(n.closing) })
+	n.waiting.Wait()
+	if n.stop == nil {
 		return
 	}
 	n.stop()
@@ -183,7 +191,7 @@ func (n *node) drain(svc *live.Service) {
 		cancel()
 		l := svc.Load()
 		n.log.Info("draining", "viewers", l.Viewers, "relays", l.Relays, "timeout", n.drainTimeout)
-		go n.waitDrained(svc)
+		n.waiting.Go(func() { n.waitDrained(svc) })
 	})
 }
 
@@ -202,6 +210,8 @@ func (n *node) waitDrained(svc *live.Service) {
 		select {
 		case <-deadline.C:
 			n.log.Warn("drain timed out", "viewers", l.Viewers, "relays", l.Relays)
+			return
+		case <-n.closing: // shut down before the drain was over
 			return
 		case <-tick.C:
 		}
