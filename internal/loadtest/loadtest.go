@@ -63,6 +63,12 @@ type Options struct {
 	// CapBitrate bit/s, as behind a bottleneck.
 	CapViewers int
 	CapBitrate int
+	// SharedSockets > 0: the viewers (but capped ones) share this many UDP
+	// sockets (udpshare.go). SampleViewers > 0, with them: only this many
+	// viewers decrypt every packet; the others count headers after their
+	// first keyframe.
+	SharedSockets int
+	SampleViewers int
 }
 
 // Main runs `onair loadtest` with args (after the subcommand) and returns
@@ -150,6 +156,8 @@ func parseFlags(args []string, usage io.Writer) (*Options, error) {
 	fs.IntVar(&o.CapViewers, "cap-viewers", 0, "this many viewers (the first) drop what they receive over -cap, as behind a bottleneck")
 	capRate := bitrate(800_000)
 	fs.Var(&capRate, "cap", "the capped viewers' downlink, e.g. 800k")
+	fs.IntVar(&o.SharedSockets, "shared-sockets", 0, "the ws and whep viewers share this many UDP sockets, read in batches (0: one socket per viewer); needs a server with a port per peer (not -ice-udp-mux-port)")
+	fs.IntVar(&o.SampleViewers, "sample-viewers", 0, "with -shared-sockets: only this many viewers (spread evenly) decrypt every packet and measure forwarding latency; the others count packets from their RTP headers after their first keyframe (0: all decrypt)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -199,6 +207,12 @@ func (o *Options) check() error {
 		return errors.New("-pid must not be negative")
 	case o.CapViewers < 0 || o.CapViewers > o.Viewers:
 		return errors.New("-cap-viewers must be between 0 and -viewers")
+	case o.SharedSockets < 0 || o.SampleViewers < 0:
+		return errors.New("-shared-sockets and -sample-viewers must not be negative")
+	case o.SampleViewers > 0 && o.SharedSockets == 0:
+		return errors.New("-sample-viewers needs -shared-sockets")
+	case o.SampleViewers > 0 && o.Simulcast:
+		return errors.New("-sample-viewers does not combine with -simulcast: every viewer reads its layer from the payload")
 	}
 	for _, u := range o.ViewerURLs {
 		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {

@@ -278,3 +278,56 @@ func TestSimulcastRun(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedSocketRun loads a real onair with viewers on two shared UDP
+// sockets, two of six sampled (decrypting every packet), over each viewer
+// protocol: all get media with no loss, the other four count it from the
+// packet headers as much as the sampled ones do, and forwarding latency
+// comes from the sampled ones.
+func TestSharedSocketRun(t *testing.T) {
+	checkGoroutines(t)
+	url, a := startServer(t)
+	const viewers = 6
+	for i, c := range []struct{ protocol, codec string }{{"ws", "h264"}, {"whep", "vp8"}} {
+		t.Run(c.protocol, func(t *testing.T) {
+			s, lines, table := runLoad(t, "-url", url, "-protocol", c.protocol, "-codec", c.codec,
+				"-viewers", strconv.Itoa(viewers), "-shared-sockets", "2", "-sample-viewers", "2",
+				"-rate", "50", "-duration", "3s", "-progress", "0", "-bitrate", "1M", "-keyint", "1s",
+				"-room", "shared-"+strconv.Itoa(i))
+			t.Logf("\n%s", table)
+			if got := num(t, s, "viewersConnected"); got != viewers {
+				t.Fatalf("viewers connected: %v, want %d (failures: %v)", got, viewers, s["failures"])
+			}
+			if got := num(t, s, "viewersWithKeyframe"); got != viewers {
+				t.Errorf("viewers that saw a keyframe: %v, want %d", got, viewers)
+			}
+			if got := num(t, s, "viewersHeaderOnly"); got != viewers-2 {
+				t.Errorf("header-only viewers: %v, want %d", got, viewers-2)
+			}
+			for _, k := range []string{"lossVideoPercent.max", "lossAudioPercent.max"} {
+				if got := num(t, s, k); got > 1 {
+					t.Errorf("%s = %v%%, want at most 1%%", k, got)
+				}
+			}
+			for _, k := range []string{"forwardingVideoMs.n", "forwardingAudioMs.n", "rxPacketsPerSecond"} {
+				if num(t, s, k) <= 0 {
+					t.Errorf("%s is not positive", k)
+				}
+			}
+			// Every viewer was there for the whole window: a header-only one
+			// counts about as many packets as a sampled one.
+			most := 0.0
+			for _, l := range lines {
+				most = max(most, num(t, l, "videoReceived"))
+			}
+			for _, l := range lines {
+				if l["state"] != "connected" || num(t, l, "videoReceived") < most/2 || num(t, l, "audioReceived") == 0 {
+					t.Errorf("viewer line %v (most video packets: %v)", l, most)
+				}
+			}
+		})
+	}
+	if p := a.Service().Pipelines(); len(p) != 0 {
+		t.Errorf("pipelines left after the runs: %d", len(p))
+	}
+}

@@ -116,7 +116,8 @@ func publisherAPI(video webrtc.RTPCodecParameters, loopbackOnly, simulcast bool)
 // For a simulcast broadcast it sends transport-wide congestion control
 // feedback, from which the server estimates its downlink; capBPS > 0 drops
 // what it receives over that rate.
-func viewerAPI(loopbackOnly, simulcast bool, capBPS int) (*webrtc.API, error) {
+// With mux set (-shared-sockets), its peers use that socket.
+func viewerAPI(loopbackOnly, simulcast bool, capBPS int, mux ice.UDPMux) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	for _, c := range []webrtc.RTPCodecParameters{h264Codec, vp8Codec} {
 		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
@@ -136,6 +137,9 @@ func viewerAPI(loopbackOnly, simulcast bool, capBPS int) (*webrtc.API, error) {
 			return nil, err
 		}
 		se.SetNet(netcap.New(bufferedNet{std}, int64(capBPS)))
+	}
+	if mux != nil {
+		se.SetICEUDPMux(mux)
 	}
 	ir := &interceptor.Registry{}
 	if simulcast {

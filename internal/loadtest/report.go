@@ -73,6 +73,12 @@ type Summary struct {
 	// used them: well above server + tool, something else was running.
 	MachineBusy *float64 `json:"machineBusyPercent,omitempty"`
 
+	// SharedSockets is -shared-sockets; ViewersHeaderOnly, of the viewers
+	// counted, those that counted packet headers only after their first
+	// keyframe (-sample-viewers): forwarding latency is the others'.
+	SharedSockets     int `json:"sharedSockets,omitempty"`
+	ViewersHeaderOnly int `json:"viewersHeaderOnly,omitempty"`
+
 	LeaveErrors int    `json:"leaveErrors"`
 	EndError    string `json:"endError,omitempty"`
 
@@ -88,7 +94,7 @@ func (r *runner) summarize(window time.Duration) *Summary {
 	s := &Summary{Type: "summary", Started: r.began, URL: o.URL, Room: o.Room, Protocol: o.Protocol,
 		Publish: o.Publish, Codec: o.Codec, Bitrate: o.Bitrate, FPS: o.FPS, KeyInt: o.KeyInt.Seconds(),
 		HonorPLI: o.HonorPLI, Audio: o.Audio, Rate: o.Rate, Window: window.Seconds(),
-		ViewersRequested: o.Viewers}
+		ViewersRequested: o.Viewers, SharedSockets: o.SharedSockets}
 	if len(o.ViewerURLs) > 1 || (len(o.ViewerURLs) == 1 && o.ViewerURLs[0] != o.URL) {
 		s.ViewerURLs = o.ViewerURLs
 		for _, h := range r.nodeVideo {
@@ -115,6 +121,9 @@ func (r *runner) summarize(window time.Duration) *Summary {
 			}
 		}
 		s.ViewerPLIs += res.PLIsSent
+		if res.HeaderOnly {
+			s.ViewersHeaderOnly++
+		}
 		if st := v.state.Load(); st != stateConnected && st != stateLost {
 			continue // it may have connected after its join timed out: not counted
 		}

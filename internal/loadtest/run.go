@@ -25,8 +25,11 @@ type runner struct {
 	c   *client     // the publisher's node
 	vcs []*client   // the viewers' nodes (Options.ViewerURLs), round robin
 	api *webrtc.API // the viewers'
-	out *jsonLines
-	log io.Writer
+	// With -shared-sockets, the viewers' sockets (udpshare.go), closed
+	// after they left.
+	socks []*sharedSocket
+	out   *jsonLines
+	log   io.Writer
 
 	pub *publisher
 
@@ -62,15 +65,23 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 		defer vc.close()
 		vcs = append(vcs, vc)
 	}
-	api, err := viewerAPI(o.LoopbackOnly, o.Simulcast, 0)
+	api, err := viewerAPI(o.LoopbackOnly, o.Simulcast, 0, nil)
 	if err != nil {
 		return nil, err
 	}
+	var socks []*sharedSocket
+	if o.Protocol != "hls" {
+		socks, err = openSharedSockets(o.SharedSockets, o.LoopbackOnly, o.Simulcast)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer closeSharedSockets(socks)
 	nodeVideo := make([]*histogram, len(vcs))
 	for i := range nodeVideo {
 		nodeVideo[i] = &histogram{}
 	}
-	r := &runner{o: o, c: c, vcs: vcs, nodeVideo: nodeVideo, api: api, out: out, log: log, viewers: make([]*viewer, o.Viewers),
+	r := &runner{o: o, c: c, vcs: vcs, nodeVideo: nodeVideo, api: api, socks: socks, out: out, log: log, viewers: make([]*viewer, o.Viewers),
 		videoLatency: &histogram{}, audioLatency: &histogram{}, began: time.Now()}
 	r.setPhase("publishing")
 	pctx, cancel := context.WithTimeout(ctx, o.JoinTimeout)
@@ -159,6 +170,13 @@ func (s *Summary) addCosts(pid int, server, tool *procWatch, toolBefore sysstat.
 }
 
 func (r *runner) setPhase(p string) { r.phase.Store(&p) }
+
+// sampled tells whether viewer index reads every packet: all of them but
+// with -sample-viewers N, N of them spread evenly.
+func (r *runner) sampled(index int) bool {
+	n := r.o.SampleViewers
+	return n == 0 || n >= r.o.Viewers || (index*n)%r.o.Viewers < n
+}
 
 // joinAll starts the viewers at the configured rate and waits until each
 // has connected or failed.

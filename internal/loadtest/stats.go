@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -122,8 +123,10 @@ func (h *histogram) dist() Dist {
 
 // seqCounter counts one RTP stream's packets and, from its sequence numbers,
 // how many were sent: expected minus received is what was lost (viewers send
-// no NACKs, so nothing is recovered). One goroutine adds; any may read.
+// no NACKs, so nothing is recovered). Any goroutine may add and read: a
+// header-only viewer's shared socket takes over from its track reader.
 type seqCounter struct {
+	mu      sync.Mutex
 	started bool
 	base    uint64 // extended sequence number of the earliest packet
 	highest uint64 // extended sequence number of the newest packet
@@ -135,6 +138,8 @@ type seqCounter struct {
 
 // add counts a packet of size bytes with sequence number seq.
 func (c *seqCounter) add(seq uint16, size int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.received.Add(1)
 	c.bytes.Add(uint64(size))
 	if !c.started {

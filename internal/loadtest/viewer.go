@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,10 +56,16 @@ type viewer struct {
 	leaving   atomic.Bool
 	lostWhy   atomic.Pointer[string]
 
-	video, audio seqCounter
-	videoSSRC    atomic.Uint32
-	layers       layerLog // with -simulcast
-	plisSent     atomic.Uint64
+	video, audio         seqCounter
+	videoSSRC, audioSSRC atomic.Uint32
+	// With -shared-sockets: its socket, whether it goes header-only after
+	// its first keyframe (-sample-viewers), and then the server address its
+	// socket counts it by.
+	sock       *sharedSocket
+	headerOnly bool
+	headerFrom netip.AddrPort
+	layers     layerLog // with -simulcast
+	plisSent   atomic.Uint64
 
 	mu       sync.Mutex
 	closed   bool
@@ -72,6 +79,10 @@ func newViewer(r *runner, index int) *viewer {
 	v := &viewer{r: r, c: r.vcs[index%len(r.vcs)], node: index % len(r.vcs), index: index, email: fmt.Sprintf("%s-viewer-%d", r.o.Room, index),
 		connected: make(chan struct{}), down: make(chan struct{})}
 	v.layers.layer.Store(-1)
+	if len(r.socks) > 0 && !v.capped() {
+		v.sock = r.socks[index%len(r.socks)]
+		v.headerOnly = !r.sampled(index)
+	}
 	return v
 }
 
@@ -92,9 +103,12 @@ func (v *viewer) capped() bool { return v.index < v.r.o.CapViewers }
 
 func (v *viewer) connect(ctx context.Context) error {
 	api := v.r.api
-	if v.capped() {
+	switch {
+	case v.sock != nil:
+		api = v.sock.api
+	case v.capped():
 		var err error
-		if api, err = viewerAPI(v.r.o.LoopbackOnly, v.r.o.Simulcast, v.r.o.CapBitrate); err != nil {
+		if api, err = viewerAPI(v.r.o.LoopbackOnly, v.r.o.Simulcast, v.r.o.CapBitrate, nil); err != nil {
 			return err
 		}
 	}
@@ -227,6 +241,8 @@ func (v *viewer) read(track *webrtc.TrackRemote) {
 	if isVideo {
 		counter, hist = &v.video, v.r.videoLatency
 		v.videoSSRC.Store(uint32(track.SSRC()))
+	} else {
+		v.audioSSRC.Store(uint32(track.SSRC()))
 	}
 	buf := make([]byte, 1500)
 	for {
@@ -245,6 +261,9 @@ func (v *viewer) read(track *webrtc.TrackRemote) {
 		}
 		if isVideo && v.firstKeyAt.Load() == 0 && codec.IsKeyframe(mime, payload) {
 			v.firstKeyAt.Store(now)
+			if v.headerOnly {
+				v.goHeaderOnly()
+			}
 		}
 		// Frames sent before the viewer connected are the server's replay
 		// of the group of pictures: their age is not forwarding latency.
@@ -294,6 +313,9 @@ func (v *viewer) leave(ctx context.Context) error {
 	}
 	if v.stopHLS != nil {
 		v.stopHLS()
+	}
+	if v.headerFrom.IsValid() {
+		v.sock.setHeaderOnly(v.headerFrom, nil)
 	}
 	v.mu.Unlock()
 	var err error
@@ -345,6 +367,10 @@ type ViewerResult struct {
 	FirstSwitchMs *float64 `json:"firstSwitchMs,omitempty"`
 	LastSwitchMs  *float64 `json:"lastSwitchMs,omitempty"`
 	Capped        bool     `json:"capped,omitempty"`
+	// HeaderOnly: with -sample-viewers, a viewer not sampled, whose packets
+	// after its first keyframe were counted from their headers (no
+	// forwarding latency, no payload read).
+	HeaderOnly bool `json:"headerOnly,omitempty"`
 }
 
 // result snapshots the viewer; call it after join has returned.
@@ -371,6 +397,9 @@ func (v *viewer) result() ViewerResult {
 	res.VideoLossPct = lossPercent(res.VideoReceived, res.VideoLost)
 	res.AudioLossPct = lossPercent(res.AudioReceived, res.AudioLost)
 	res.Capped = v.capped()
+	v.mu.Lock()
+	res.HeaderOnly = v.headerFrom.IsValid()
+	v.mu.Unlock()
 	if v.r.o.Simulcast {
 		if l := int(v.layers.layer.Load()); l >= 0 {
 			res.Layer = &l

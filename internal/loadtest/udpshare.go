@@ -1,0 +1,215 @@
+package loadtest
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/logging"
+	"github.com/pion/webrtc/v4"
+	"golang.org/x/net/ipv4"
+)
+
+// With -shared-sockets the viewers share a few UDP sockets instead of one
+// each: pion's ICE UDP mux demultiplexes a socket's packets by the server
+// address they come from, so it needs a server that gives each peer its own
+// port (not one run with -ice-udp-mux-port, where every viewer's packets
+// come from the same address). A shared socket is read many packets per
+// system call (recvmmsg), by one goroutine.
+//
+// With -sample-viewers, the other viewers are header-only: once one has its
+// first keyframe, the socket counts its RTP packets from their sequence
+// numbers, which SRTP leaves in the clear, and drops them before pion
+// decrypts them. Such a viewer still measures its join, first packet, first
+// keyframe and loss; forwarding latency comes from the sampled viewers,
+// which decrypt and read every packet as before.
+
+// batchSize is how many packets one read of a shared socket may return.
+const batchSize = 64
+
+// srtpTagLen is what SRTP adds to an RTP packet with AES-GCM (which the
+// tool offers first and the server prefers): a header-only viewer counts the
+// bytes of the RTP packet without it, as a decrypting one does.
+const srtpTagLen = 16
+
+// sharedSocket is one UDP socket, its ICE mux and the API of the viewers on
+// it. It implements ice.AddrPortReaderWriter for the mux.
+type sharedSocket struct {
+	conn *net.UDPConn
+	pc   *ipv4.PacketConn
+	mux  *ice.UDPMuxDefault
+	api  *webrtc.API
+
+	// Read by the mux's one reading goroutine.
+	msgs       []ipv4.Message
+	next, have int
+
+	mu         sync.Mutex
+	headerOnly map[netip.AddrPort]*viewer // by the server address sending to it
+}
+
+// newSharedSocket opens a socket on host (port 0) and the API whose
+// viewers use it.
+func newSharedSocket(host string, simulcast bool) (*sharedSocket, error) {
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(host)})
+	if err != nil {
+		return nil, err
+	}
+	// Many viewers' packets queue on one socket: the larger buffer the better
+	// (the kernel caps it at net.core.rmem_max).
+	_ = conn.SetReadBuffer(4 * socketBuffer)
+	s := &sharedSocket{conn: conn, pc: ipv4.NewPacketConn(conn), headerOnly: map[netip.AddrPort]*viewer{}}
+	s.msgs = make([]ipv4.Message, batchSize)
+	for i := range s.msgs {
+		s.msgs[i].Buffers = [][]byte{make([]byte, 1500)}
+	}
+	s.mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: s, Logger: logging.NewDefaultLoggerFactory().NewLogger("loadtest-mux")})
+	if s.api, err = viewerAPI(host == "127.0.0.1", simulcast, 0, s.mux); err != nil {
+		_ = s.mux.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// ReadFromAddrPort returns the next packet for pion, reading a batch when
+// the last one is used up, and consuming what header-only viewers count.
+func (s *sharedSocket) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	for {
+		if s.next == s.have {
+			n, err := s.pc.ReadBatch(s.msgs, 0)
+			if err != nil {
+				return 0, netip.AddrPort{}, err
+			}
+			s.next, s.have = 0, n
+			continue
+		}
+		m := &s.msgs[s.next]
+		s.next++
+		ua, ok := m.Addr.(*net.UDPAddr)
+		if !ok {
+			continue
+		}
+		from := ua.AddrPort()
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		pkt := m.Buffers[0][:m.N]
+		if s.consume(pkt, from) {
+			continue
+		}
+		if len(b) < len(pkt) {
+			return 0, from, errors.New("read buffer too small")
+		}
+		return copy(b, pkt), from, nil
+	}
+}
+
+// consume counts an RTP packet for a header-only viewer and tells whether
+// it did (then pion never sees the packet).
+func (s *sharedSocket) consume(pkt []byte, from netip.AddrPort) bool {
+	// RTP, not RTCP (RFC 7983 and RFC 5761: packet types 192 to 223).
+	if len(pkt) < 12+srtpTagLen || pkt[0]>>6 != 2 || (pkt[1] >= 192 && pkt[1] <= 223) {
+		return false
+	}
+	s.mu.Lock()
+	v := s.headerOnly[from]
+	s.mu.Unlock()
+	return v != nil && v.countHeader(pkt)
+}
+
+func (s *sharedSocket) setHeaderOnly(from netip.AddrPort, v *viewer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v == nil {
+		delete(s.headerOnly, from)
+		return
+	}
+	s.headerOnly[from] = v
+}
+
+func (s *sharedSocket) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	return s.conn.WriteToUDPAddrPort(b, addr)
+}
+
+// The rest of net.PacketConn. The mux reads through ReadFromAddrPort only.
+
+func (s *sharedSocket) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, from, err := s.ReadFromAddrPort(b)
+	return n, net.UDPAddrFromAddrPort(from), err
+}
+
+func (s *sharedSocket) WriteTo(b []byte, addr net.Addr) (int, error) { return s.conn.WriteTo(b, addr) }
+func (s *sharedSocket) Close() error                                 { return s.conn.Close() }
+func (s *sharedSocket) LocalAddr() net.Addr                          { return s.conn.LocalAddr() }
+func (s *sharedSocket) SetDeadline(t time.Time) error                { return s.conn.SetDeadline(t) }
+func (s *sharedSocket) SetReadDeadline(t time.Time) error            { return s.conn.SetReadDeadline(t) }
+func (s *sharedSocket) SetWriteDeadline(t time.Time) error           { return s.conn.SetWriteDeadline(t) }
+
+// close closes the mux and its socket; call it after the viewers left.
+func (s *sharedSocket) close() error { return s.mux.Close() }
+
+// openSharedSockets opens n shared sockets (none for n = 0).
+func openSharedSockets(n int, loopbackOnly, simulcast bool) ([]*sharedSocket, error) {
+	host := "0.0.0.0"
+	if loopbackOnly {
+		host = "127.0.0.1"
+	}
+	var out []*sharedSocket
+	for range n {
+		s, err := newSharedSocket(host, simulcast)
+		if err != nil {
+			closeSharedSockets(out)
+			return nil, fmt.Errorf("-shared-sockets: %w", err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func closeSharedSockets(socks []*sharedSocket) {
+	for _, s := range socks {
+		_ = s.close()
+	}
+}
+
+// countHeader counts pkt, an SRTP packet from the viewer's server address,
+// if it belongs to one of its tracks, and tells whether it did.
+func (v *viewer) countHeader(pkt []byte) bool {
+	ssrc := binary.BigEndian.Uint32(pkt[8:])
+	seq := binary.BigEndian.Uint16(pkt[2:])
+	switch ssrc {
+	case 0:
+		return false
+	case v.videoSSRC.Load():
+		v.video.add(seq, len(pkt)-srtpTagLen)
+	case v.audioSSRC.Load():
+		v.audio.add(seq, len(pkt)-srtpTagLen)
+	default:
+		return false
+	}
+	return true
+}
+
+// goHeaderOnly hands the viewer's counting to its shared socket: from now
+// on its RTP packets are counted there and not decrypted.
+func (v *viewer) goHeaderOnly() {
+	pair, err := v.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil || pair.Remote == nil {
+		return // it stays a decrypting viewer
+	}
+	ip, err := netip.ParseAddr(pair.Remote.Address)
+	if err != nil {
+		return
+	}
+	from := netip.AddrPortFrom(ip.Unmap(), pair.Remote.Port)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.closed || v.headerFrom.IsValid() {
+		return
+	}
+	v.headerFrom = from
+	v.sock.setHeaderOnly(from, v)
+}
