@@ -1,0 +1,17 @@
+package loadtest
+
+import (
+	"fmt"
+	"syscall"
+)
+
+// threadCPU is the calling thread's user and system CPU time, in seconds
+// (getrusage RUSAGE_THREAD: the caller locks itself to its thread).
+func threadCPU() (float64, error) {
+	const rusageThread = 1
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+		return 0, fmt.Errorf("floor: getrusage: %w", err)
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9, nil
+}
