@@ -115,15 +115,15 @@ func TestSoakIdleSocketsAndSlowBodies(t *testing.T) {
 	}
 
 	// The server lets every one go by itself.
-	if !testpeer.Eventually(2*timeout, func() bool { return srv.App.Connections() == 0 }) {
+	// A socket's connection is released when the server closes it, its
+	// session a moment later, once its read loop has seen the close and
+	// cleaned up: wait for both.
+	if !testpeer.Eventually(2*timeout, func() bool { return srv.App.Connections() == 0 && srv.App.WebSockets() == 0 }) {
 		t.Fatalf("%d connections still held, %d WebSockets, %s after opening", srv.App.Connections(), srv.App.WebSockets(), time.Since(start))
 	}
 	released := time.Since(start)
 	close(stopSampling)
 	<-sampled
-	if srv.App.WebSockets() != 0 {
-		t.Errorf("%d WebSockets still open", srv.App.WebSockets())
-	}
 	// Each slow body was answered or closed by the server, not by us.
 	for i, c := range bodies {
 		_ = c.SetReadDeadline(time.Now().Add(timeout))
