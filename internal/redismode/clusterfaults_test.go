@@ -1,0 +1,112 @@
+package redismode
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/onair-live/onair/internal/store/redistest"
+	"github.com/onair-live/onair/internal/testpeer"
+)
+
+// TestClusterNodeFull: a node at -node-max-viewers keeps its viewers and
+// sends new ones elsewhere, as a draining node does: WHEP with a 307 to a
+// node that has room, the original protocol with 503 and Retry-After.
+func TestClusterNodeFull(t *testing.T) {
+	srv := redistest.Start(t)
+	a := startNode(t, "a", srv.URL, "c8:")
+	b := startNode(t, "b", srv.URL, "c8:", "-node-max-viewers", "1")
+	testpeer.MustWHIPPublisher(t, a.Server, nil, "show", testpeer.WHIPOptions{Query: url.Values{"email": {"star@x"}}})
+	vb := mustWatch(t, b, "show", "vb@x")
+
+	aURL, bURL := strings.TrimSuffix(a.URL, "/signal"), strings.TrimSuffix(b.URL, "/signal")
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Post(bURL+"/whep/show?email=second%40x", "application/sdp", strings.NewReader("v=0\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != aURL+"/whep/show?email=second%40x" {
+		t.Errorf("WHEP on the full node: %s, Location %q; want 307 to a", resp.Status, resp.Header.Get("Location"))
+	}
+	// A WHEP player follows it, and a serves the viewer.
+	mustWatch(t, b, "show", "second@x")
+	if a.count(`msg="viewer served here"`, "viewer=second@x") != 1 || b.count(`msg="viewer served here"`, "viewer=second@x") != 0 {
+		t.Errorf("the viewer refused by the full node is not served by a")
+	}
+	r := b.REST.Join("third@x", "show")
+	want(t, r, http.StatusServiceUnavailable)
+	if r.Header.Get("Retry-After") == "" {
+		t.Errorf("REST join on the full node: no Retry-After: %s", r)
+	}
+	// The viewer b holds plays on.
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := vb.Peer.WaitMoreMedia(ctx, 30); err != nil {
+		t.Fatalf("viewer on the full node: %v", err)
+	}
+	if err := vb.Peer.Check(); err != nil {
+		t.Errorf("viewer on the full node: %v", err)
+	}
+}
+
+// TestClusterOriginKilled: kill -9 of the node that holds the presenter
+// ends the room for everyone, at the edges too: the edge's viewer's media
+// session ends and the room leaves the room list, by the reconciliation
+// after -redis-owner-ttl (3 s here) or sooner, when the edge notices its
+// relay source is gone.
+func TestClusterOriginKilled(t *testing.T) {
+	srv := redistest.Start(t)
+	a := startNode(t, "a", srv.URL, "c9:")
+	b := startNode(t, "b", srv.URL, "c9:")
+	testpeer.MustWHIPPublisher(t, a.Server, nil, "show", testpeer.WHIPOptions{Query: url.Values{"email": {"star@x"}}})
+	vb := mustWatch(t, b, "show", "vb@x")
+
+	a.kill9()
+	killed := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := vb.Peer.WaitEnded(ctx); err != nil {
+		t.Fatalf("the edge's viewer after the origin's kill -9: %v", err)
+	}
+	t.Logf("the edge's viewer was ended %s after the origin's kill -9", time.Since(killed).Round(time.Millisecond))
+	waitFor(t, "the room gone from b's list", func() bool { return fmt.Sprint(roomList(b.REST)) == "[]" })
+	waitFor(t, "b holding no media for the room", func() bool {
+		eps, err := b.REST.Endpoints("star@x")
+		return err != nil || len(eps) == 0
+	})
+}
+
+// TestClusterRedisAway: while Redis is away, a running broadcast and the
+// relay that carries it to another node keep flowing, and that node's
+// viewer keeps playing; new work is refused until Redis is back.
+func TestClusterRedisAway(t *testing.T) {
+	srv := redistest.Start(t)
+	a := startNode(t, "a", srv.URL, "c10:")
+	b := startNode(t, "b", srv.URL, "c10:")
+	testpeer.MustWHIPPublisher(t, a.Server, nil, "show", testpeer.WHIPOptions{Query: url.Values{"email": {"star@x"}}})
+	vb := mustWatch(t, b, "show", "vb@x")
+
+	srv.Stop()
+	waitFor(t, "b's health check DOWN", func() bool {
+		return b.REST.Do(http.MethodGet, "/healthcheck/_check", "", nil).Status == http.StatusServiceUnavailable
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	before := vb.Peer.Stats()
+	if err := vb.Peer.WaitMoreMedia(ctx, 90); err != nil { // 3 s of video
+		t.Fatalf("viewer on b with Redis away: %v", err)
+	}
+	if err := vb.Peer.Check(); err != nil {
+		t.Errorf("viewer on b with Redis away: %v", err)
+	}
+	t.Logf("viewer on b: %s with Redis up; %s after 3 s with Redis away", before, vb.Peer.Stats())
+	if n := b.count(`msg="relay source lost`); n != 0 {
+		t.Errorf("b lost its relay source %d times while Redis was away", n)
+	}
+	want(t, b.REST.Join("late@x", "show"), http.StatusServiceUnavailable)
+}
