@@ -23,26 +23,7 @@ func TestClusterNodeFull(t *testing.T) {
 	testpeer.MustWHIPPublisher(t, a.Server, nil, "show", testpeer.WHIPOptions{Query: url.Values{"email": {"star@x"}}})
 	vb := mustWatch(t, b, "show", "vb@x")
 
-	aURL, bURL := strings.TrimSuffix(a.URL, "/signal"), strings.TrimSuffix(b.URL, "/signal")
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := noFollow.Post(bURL+"/whep/show?email=second%40x", "application/sdp", strings.NewReader("v=0\r\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != aURL+"/whep/show?email=second%40x" {
-		t.Errorf("WHEP on the full node: %s, Location %q; want 307 to a", resp.Status, resp.Header.Get("Location"))
-	}
-	// A WHEP player follows it, and a serves the viewer.
-	mustWatch(t, b, "show", "second@x")
-	if a.count(`msg="viewer served here"`, "viewer=second@x") != 1 || b.count(`msg="viewer served here"`, "viewer=second@x") != 0 {
-		t.Errorf("the viewer refused by the full node is not served by a")
-	}
-	r := b.REST.Join("third@x", "show")
-	want(t, r, http.StatusServiceUnavailable)
-	if r.Header.Get("Retry-After") == "" {
-		t.Errorf("REST join on the full node: no Retry-After: %s", r)
-	}
+	wantSentElsewhere(t, b, a, "the full node")
 	// The viewer b holds plays on.
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -109,4 +90,30 @@ func TestClusterRedisAway(t *testing.T) {
 		t.Errorf("b lost its relay source %d times while Redis was away", n)
 	}
 	want(t, b.REST.Join("late@x", "show"), http.StatusServiceUnavailable)
+}
+
+// wantSentElsewhere checks that node from, which takes no new viewers, sends
+// them to node to: WHEP with a 307 to it, which a WHEP player follows, and
+// the original protocol with 503 and Retry-After.
+func wantSentElsewhere(t *testing.T, from, to *proc, what string) {
+	t.Helper()
+	fromURL, toURL := strings.TrimSuffix(from.URL, "/signal"), strings.TrimSuffix(to.URL, "/signal")
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Post(fromURL+"/whep/show?email=raw%40x", "application/sdp", strings.NewReader("v=0\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != toURL+"/whep/show?email=raw%40x" {
+		t.Errorf("WHEP on %s: %s, Location %q; want 307 to %s", what, resp.Status, resp.Header.Get("Location"), to.name)
+	}
+	mustWatch(t, from, "show", "moved@x")
+	if to.count(`msg="viewer served here"`, "viewer=moved@x") != 1 || from.count(`msg="viewer served here"`, "viewer=moved@x") != 0 {
+		t.Errorf("the viewer refused by %s is not served by %s", what, to.name)
+	}
+	r := from.REST.Join("late@x", "show")
+	want(t, r, http.StatusServiceUnavailable)
+	if r.Header.Get("Retry-After") == "" {
+		t.Errorf("REST join on %s: no Retry-After: %s", what, r)
+	}
 }
