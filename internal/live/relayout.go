@@ -51,11 +51,13 @@ func (s *Service) Relay(ctx context.Context, sess Session, who auth.Principal, n
 	if old != nil {
 		s.releaseRelays(map[string]*relayOut{node: old})
 	}
-	// A simulcast broadcast's relay carries its top layer (the best the
-	// presenter sends): the pulling node's viewers share it, so the link
-	// between nodes must not lower it for all of them.
-	if lp, ok := ep.(media.LayerPinner); ok {
-		_ = lp.SetLayer("h")
+	// A simulcast broadcast's relay carries every layer, so that the
+	// pulling node's viewers choose one each; a pulling node that asks for
+	// one video gets the top layer (the best the presenter sends). The link
+	// between nodes is never estimated: it must not lower the layer of all
+	// the viewers behind it.
+	if lr, ok := ep.(media.LayerRelayer); ok {
+		lr.RelayLayers()
 	}
 	answer, err := ep.ProcessOfferGathered(ctx, offer)
 	if err != nil {

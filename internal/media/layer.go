@@ -14,6 +14,16 @@ type LayerPinner interface {
 	SetLayer(layer string) error
 }
 
+// LayerRelayer is implemented by subscriber endpoints that can send a
+// simulcast broadcast's every layer, each as a video section of its own: a
+// relay to another node, whose viewers then choose a layer each. The
+// endpoint does so when its offer has a video section for every layer;
+// otherwise it sends the top layer only, as a viewer pinned to h.
+// RelayLayers is called before the offer.
+type LayerRelayer interface {
+	RelayLayers()
+}
+
 // ErrBadLayer: a layer name other than h, m, l or auto.
 var ErrBadLayer = errors.New("unknown simulcast layer")
 

@@ -142,6 +142,9 @@ type EndpointStats struct {
 	LayerPinned   bool
 	EstimateBPS   uint64
 	LayerSwitches uint64
+	// A relay of a simulcast broadcast, at either end: the layers it
+	// carries, lowest first (l, m, h).
+	Layers []string
 }
 
 // Traffic is an engine's endpoint counters summed over every endpoint it has

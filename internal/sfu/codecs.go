@@ -63,6 +63,8 @@ type offeredSection struct {
 	simulcast  bool            // a=simulcast
 	rids       []string        // a=rid ... send, in the offer's order
 	rtx        map[uint8]uint8 // the RTX payload type of each media payload type (apt)
+	track      string          // a=msid's track id
+	direction  string          // sendrecv, sendonly, recvonly, inactive, or "" when not said
 }
 
 // parseOffer reads the media sections of an SDP offer.
@@ -90,6 +92,12 @@ func parseOffer(offer string) ([]offeredSection, error) {
 			switch a.Key {
 			case "mid":
 				sec.mid = a.Value
+			case "msid":
+				if f := strings.Fields(a.Value); len(f) == 2 {
+					sec.track = f[1]
+				}
+			case "sendrecv", "sendonly", "recvonly", "inactive":
+				sec.direction = a.Key
 			case "simulcast":
 				sec.simulcast = true
 			case "rid":

@@ -153,7 +153,7 @@ func newDownTrack(up *upTrack, sub *subscriber, pt uint8) *downTrack {
 	return &downTrack{up: up, sub: sub, wantPT: pt}
 }
 
-func (d *downTrack) ID() string                { return d.up.kind.String() }
+func (d *downTrack) ID() string                { return d.trackID() }
 func (d *downTrack) RID() string               { return "" }
 func (d *downTrack) StreamID() string          { return "onair" }
 func (d *downTrack) Kind() webrtc.RTPCodecType { return d.up.kind }

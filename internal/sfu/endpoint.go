@@ -48,6 +48,8 @@ type Endpoint struct {
 	pull   *pullState  // a relay pull (relay.go): set by its first Pull
 
 	pin atomic.Int32 // a viewer's pinned simulcast layer plus one, 0 for none (layer.go)
+	// relayAll: a relay to another node, sent every simulcast layer (relay.go)
+	relayAll atomic.Bool
 
 	packetsIn, packetsOut, dropped, nacks, plis atomic.Uint64
 	bytesIn, bytesOut                           atomic.Uint64

@@ -453,6 +453,7 @@ func (e *Endpoint) startSelectors(sub *subscriber, tracks []*upTrack) {
 
 // layerStats adds a simulcast viewer's layer, pin, estimate and switches.
 func (e *Endpoint) layerStats(s *media.EndpointStats) {
+	s.Layers = e.relayLayerNames()
 	e.mu.Lock()
 	sub := e.sub
 	e.mu.Unlock()

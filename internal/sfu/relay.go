@@ -89,7 +89,13 @@ func (e *Endpoint) pullOnce(ctx context.Context, ps *pullState, exchange media.E
 	if err != nil {
 		return err
 	}
-	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+	// An audio section, and a video section for each simulcast layer
+	// (relaylayers.go).
+	kinds := []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio}
+	for range maxLayers {
+		kinds = append(kinds, webrtc.RTPCodecTypeVideo)
+	}
+	for _, kind := range kinds {
 		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 			return fmt.Errorf("sfu: relay %s transceiver: %w", kind, err)
 		}
@@ -111,27 +117,25 @@ func (e *Endpoint) pullOnce(ctx context.Context, ps *pullState, exchange media.E
 	if err != nil {
 		return err
 	}
-	tracks, err := e.relayTracks(answer)
+	tracks, byMid, err := e.relayTracks(answer)
 	if err != nil {
 		return err
 	}
 	gen := ps.next()
 	pc.OnTrack(func(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
-		for _, t := range tracks {
-			if t.kind == remote.Kind() {
-				e.log.Info("relay track arrived", "kind", t.kind.String(), "codec", remote.Codec().MimeType)
-				t.ssrc.Store(uint32(remote.SSRC()))
-				e.goroutine(func() { t.readLoop(remote, ps.accept(t, gen)) })
-				e.goroutine(func() { drainRTCP(receiver.Read) })
-				t.kfMu.Lock()
-				wanted := t.kfWanted
-				t.kfWanted = false
-				t.kfMu.Unlock()
-				if wanted {
-					t.requestKeyframe()
-				}
-				return
+		if t := byMid[receiverMid(pc, receiver)]; t != nil {
+			e.log.Info("relay track arrived", "kind", t.kind.String(), "codec", remote.Codec().MimeType, "rid", t.rid)
+			t.ssrc.Store(uint32(remote.SSRC()))
+			e.goroutine(func() { t.readLoop(remote, ps.accept(t, gen)) })
+			e.goroutine(func() { drainRTCP(receiver.Read) })
+			t.kfMu.Lock()
+			wanted := t.kfWanted
+			t.kfWanted = false
+			t.kfMu.Unlock()
+			if wanted {
+				t.requestKeyframe()
 			}
+			return
 		}
 		e.goroutine(func() { drainRTCP(remote.Read) })
 	})
@@ -150,51 +154,39 @@ func (e *Endpoint) pullOnce(ctx context.Context, ps *pullState, exchange media.E
 	return nil
 }
 
-// relayTracks makes the pull's tracks of the answer's codecs (its first
-// pull), or checks that the answer carries the same codecs (a pull again).
-func (e *Endpoint) relayTracks(answer string) ([]*upTrack, error) {
-	sections, err := parseOffer(answer)
+// relayTracks makes the pull's tracks of the answer's codecs and layers
+// (its first pull), or finds them again (a pull again), and returns those
+// to publish and each answered section's track by mid.
+func (e *Endpoint) relayTracks(answer string) ([]*upTrack, map[string]*upTrack, error) {
+	plain, layers, err := pulledSections(answer)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	e.mu.Lock()
 	have := e.tracks
 	e.mu.Unlock()
-	var tracks []*upTrack
-	for _, sec := range sections {
-		if len(sec.codecs) == 0 {
-			continue
-		}
-		c := sec.codecs[0]
-		params := codecParams(c, sec.kind, true)
-		if have != nil {
-			for _, t := range have {
-				if t.kind == sec.kind {
-					if t.codec.MimeType != params.MimeType {
-						return nil, fmt.Errorf("%w: the relay source now sends %s, not %s", media.ErrIncompatible, params.MimeType, t.codec.MimeType)
-					}
-					tracks = append(tracks, t)
-				}
-			}
-			continue
-		}
-		exts := map[string]uint8{}
-		for _, uri := range forwardedExtensions {
-			if id, ok := sec.extensions[uri]; ok && id > 0 && id < 256 {
-				exts[uri] = uint8(id)
-			}
-		}
-		tracks = append(tracks, newUpTrack(e, sec.kind, params, exts))
+	if have != nil {
+		byMid, err := againRelayTracks(have, plain, layers)
+		return have, byMid, err
 	}
-	if len(tracks) == 0 {
-		return nil, fmt.Errorf("%w: the relay source answered with no media", media.ErrIncompatible)
+	if len(plain)+len(layers) == 0 {
+		return nil, nil, fmt.Errorf("%w: the relay source answered with no media", media.ErrIncompatible)
 	}
-	if have == nil {
-		if err := e.setRole(tracks, nil); err != nil {
-			return nil, err
+	tracks, all, byMid := e.newRelayTracks(plain, layers)
+	if err := e.setRole(all, nil); err != nil {
+		return nil, nil, err
+	}
+	return tracks, byMid, nil
+}
+
+// receiverMid is the mid of the section a receiver of pc receives.
+func receiverMid(pc *webrtc.PeerConnection, receiver *webrtc.RTPReceiver) string {
+	for _, tr := range pc.GetTransceivers() {
+		if tr.Receiver() == receiver {
+			return tr.Mid()
 		}
 	}
-	return tracks, nil
+	return ""
 }
 
 // next starts a new connection and returns its generation.

@@ -32,6 +32,7 @@ func (e *Endpoint) negotiateSubscriber(ctx context.Context, offer string, gather
 	if err != nil {
 		return "", err
 	}
+	tracks, perLayer := e.relayedTracks(tracks, sections)
 	pts, err := viewerPayloadTypes(sections, tracks)
 	if err != nil {
 		return "", err
@@ -51,7 +52,7 @@ func (e *Endpoint) negotiateSubscriber(ctx context.Context, offer string, gather
 	for _, t := range tracks {
 		if pt, ok := pts[t]; ok {
 			d := newDownTrack(t, sub, pt)
-			if t.group != nil {
+			if t.group != nil && !perLayer {
 				d.sel = newLayerSel(d, t.group, int8(e.pin.Load())-1)
 			}
 			sub.downs = append(sub.downs, d)

@@ -104,13 +104,14 @@ type Endpoint struct {
 	EndpointID   string `json:"endpointId"`
 	EndpointName string `json:"endpointName"`
 	Stats        struct {
-		State         string `json:"state"`
-		PacketsIn     uint64 `json:"packetsIn"`
-		PacketsOut    uint64 `json:"packetsOut"`
-		Layer         string `json:"layer"`
-		LayerPinned   bool   `json:"layerPinned"`
-		EstimateBPS   uint64 `json:"estimateBps"`
-		LayerSwitches uint64 `json:"layerSwitches"`
+		State         string   `json:"state"`
+		PacketsIn     uint64   `json:"packetsIn"`
+		PacketsOut    uint64   `json:"packetsOut"`
+		Layer         string   `json:"layer"`
+		LayerPinned   bool     `json:"layerPinned"`
+		EstimateBPS   uint64   `json:"estimateBps"`
+		LayerSwitches uint64   `json:"layerSwitches"`
+		Layers        []string `json:"layers"`
 	} `json:"stats"`
 }
 
