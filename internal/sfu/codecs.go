@@ -344,7 +344,7 @@ func (e *Engine) subscriberAPI(tracks []*upTrack, pts map[*upTrack]uint8, sub *s
 		if t.kind == webrtc.RTPCodecTypeVideo {
 			c.RTCPFeedback = videoFeedback(false)
 		}
-		if t.group != nil {
+		if t.group != nil && !perLayer(tracks) {
 			simulcast = true
 			c.RTCPFeedback = append(c.RTCPFeedback, webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC})
 		}

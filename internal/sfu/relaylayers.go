@@ -67,6 +67,17 @@ func (e *Endpoint) relayedTracks(tracks []*upTrack, sections []offeredSection) (
 	return out, perLayer
 }
 
+// perLayer reports whether tracks are a simulcast video's layers, each
+// sent as a track of its own (to a relay, whose link is not estimated).
+func perLayer(tracks []*upTrack) bool {
+	for _, t := range tracks {
+		if t.group != nil && t != t.group.top() {
+			return true
+		}
+	}
+	return false
+}
+
 // trackID names a viewer's track in its answer: audio, video, or a layer
 // sent to a relay, video-l, video-m or video-h.
 func (d *downTrack) trackID() string {

@@ -81,6 +81,15 @@ func TestRelaySimulcastLayers(t *testing.T) {
 	waitLayer(t, high, 2, 15*time.Second, "edge viewer pinned to h")
 	waitLayer(t, leafLow, 0, 15*time.Second, "leaf viewer pinned to l")
 
+	// A node of an older version offers one video section: it is sent the
+	// top layer.
+	older := newSCViewerWith(ctx, t, r.mp, "relay:older", 0, (*Endpoint).RelayLayers)
+	vs = append(vs, older)
+	waitLayer(t, older, 2, 15*time.Second, "a relay that offers one video")
+	if s := older.ep.Stats(); s.Layer != "h" || s.Layers != nil {
+		t.Errorf("a relay that offers one video: stats %+v", s)
+	}
+
 	for _, ep := range []*Endpoint{edge.out, edge.pull, leaf.out, leaf.pull} {
 		if got := fmt.Sprint(ep.Stats().Layers); got != "[l m h]" {
 			t.Errorf("%s: layers %s, want [l m h]", ep.Name(), got)

@@ -230,6 +230,19 @@ type scPkt struct {
 
 func newSCViewer(ctx context.Context, t testing.TB, mp media.Pipeline, name string, capBPS int64, layer string) *scViewer {
 	t.Helper()
+	return newSCViewerWith(ctx, t, mp, name, capBPS, func(ep *Endpoint) {
+		if layer != "" {
+			if err := ep.SetLayer(layer); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// newSCViewerWith is newSCViewer with what is done to its endpoint before
+// the offer.
+func newSCViewerWith(ctx context.Context, t testing.TB, mp media.Pipeline, name string, capBPS int64, setup func(*Endpoint)) *scViewer {
+	t.Helper()
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
@@ -272,11 +285,7 @@ func newSCViewer(ctx context.Context, t testing.TB, mp media.Pipeline, name stri
 		t.Fatal(err)
 	}
 	v.ep = ep.(*Endpoint)
-	if layer != "" {
-		if err := v.ep.SetLayer(layer); err != nil {
-			t.Fatal(err)
-		}
-	}
+	setup(v.ep)
 	negotiate(ctx, t, pc, ep)
 	return v
 }
