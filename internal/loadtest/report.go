@@ -72,6 +72,10 @@ type Summary struct {
 	// MachineBusy is the share of all cores busy over the window, whoever
 	// used them: well above server + tool, something else was running.
 	MachineBusy *float64 `json:"machineBusyPercent,omitempty"`
+	// ToolSocketDrops is how many packets overflowed the receive buffers of
+	// the tool's UDP sockets over the window: loss the tool itself caused
+	// (a busy machine starving it), not the server.
+	ToolSocketDrops *uint64 `json:"toolSocketDrops,omitempty"`
 
 	// SharedSockets is -shared-sockets; ViewersHeaderOnly, of the viewers
 	// counted, those that counted packet headers only after their first
@@ -239,6 +243,9 @@ func writeTable(w io.Writer, s *Summary) {
 	}
 	fmt.Fprintf(w, "load tool:      %s\n", usageText(s.Tool))
 	fmt.Fprintf(w, "load tool per viewer: %.2f%% of a core, %.0f KB RSS\n", s.ToolCPUPerViewer, s.ToolRSSPerViewerKB)
+	if s.ToolSocketDrops != nil && *s.ToolSocketDrops > 0 {
+		fmt.Fprintf(w, "load tool's sockets dropped %d packets (receive buffers full): that loss is the tool's\n", *s.ToolSocketDrops)
+	}
 	if s.MachineBusy != nil {
 		fmt.Fprintf(w, "machine: %.1f%% of all %d cores busy over the window (every process)\n", *s.MachineBusy, s.Tool.Cores)
 	}

@@ -71,7 +71,7 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 	}
 	var socks []*sharedSocket
 	if o.Protocol != "hls" {
-		socks, err = openSharedSockets(o.SharedSockets, o.LoopbackOnly, o.Simulcast)
+		socks, err = openSharedSockets(o.SharedSockets, o.Viewers, o.LoopbackOnly, o.Simulcast)
 	}
 	if err != nil {
 		return nil, err
@@ -104,6 +104,7 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 	tool = newProcWatch("self")
 	machine := newMachineWatch()
 	rx0, bytes0 := r.received()
+	drops0, dropsOK := udpDrops()
 	pub0 := r.pub.packets.Load()
 	stopProfile := startCPUProfile(o.CPUProfile, log)
 	windowStart := time.Now()
@@ -117,6 +118,7 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 	stopProfile()
 	writeHeapProfile(o.MemProfile, log)
 	rx1, bytes1 := r.received()
+	drops1, dropsOK1 := udpDrops()
 	pub1 := r.pub.packets.Load()
 	stopProgress()
 
@@ -130,6 +132,10 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 	s.addCosts(o.PID, server, tool, toolBefore)
 	if machineOK {
 		s.MachineBusy = &machineBusy
+	}
+	if dropsOK && dropsOK1 && drops1 >= drops0 {
+		d := drops1 - drops0
+		s.ToolSocketDrops = &d
 	}
 	for _, v := range r.viewers[:r.started.Load()] {
 		out.write(v.result())

@@ -53,16 +53,19 @@ type sharedSocket struct {
 	headerOnly map[netip.AddrPort]*viewer // by the server address sending to it
 }
 
-// newSharedSocket opens a socket on host (port 0) and the API whose
-// viewers use it.
-func newSharedSocket(host string, simulcast bool) (*sharedSocket, error) {
+// maxSharedBuffer bounds a shared socket's receive buffer.
+const maxSharedBuffer = 256 << 20
+
+// newSharedSocket opens a socket on host (port 0) for about viewers
+// viewers, and the API whose viewers use it.
+func newSharedSocket(host string, simulcast bool, viewers int) (*sharedSocket, error) {
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(host)})
 	if err != nil {
 		return nil, err
 	}
-	// Many viewers' packets queue on one socket: the larger buffer the better
-	// (the kernel caps it at net.core.rmem_max).
-	_ = conn.SetReadBuffer(4 * socketBuffer)
+	// As much buffer as the viewers would have had with a socket each, so
+	// that sharing does not make the tool drop more when it is starved.
+	setReadBuffer(conn, min(max(viewers, 1)*socketBuffer, maxSharedBuffer))
 	s := &sharedSocket{conn: conn, pc: ipv4.NewPacketConn(conn), headerOnly: map[netip.AddrPort]*viewer{}}
 	s.msgs = make([]ipv4.Message, batchSize)
 	for i := range s.msgs {
@@ -152,14 +155,14 @@ func (s *sharedSocket) SetWriteDeadline(t time.Time) error           { return s.
 func (s *sharedSocket) close() error { return s.mux.Close() }
 
 // openSharedSockets opens n shared sockets (none for n = 0).
-func openSharedSockets(n int, loopbackOnly, simulcast bool) ([]*sharedSocket, error) {
+func openSharedSockets(n, viewers int, loopbackOnly, simulcast bool) ([]*sharedSocket, error) {
 	host := "0.0.0.0"
 	if loopbackOnly {
 		host = "127.0.0.1"
 	}
 	var out []*sharedSocket
 	for range n {
-		s, err := newSharedSocket(host, simulcast)
+		s, err := newSharedSocket(host, simulcast, (viewers+n-1)/max(n, 1))
 		if err != nil {
 			closeSharedSockets(out)
 			return nil, fmt.Errorf("-shared-sockets: %w", err)
