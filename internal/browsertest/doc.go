@@ -12,6 +12,9 @@
 //	go mod download
 //	unshare -n sh -c 'ip link set lo up && exec go test -race ./internal/browsertest/'
 //
+// The test of a throttled viewer also needs tc (iproute2) and root in that
+// namespace: it shapes one viewer's port on lo (docs/simulcast.md).
+//
 // Without Chromium or outside such a namespace they skip, saying what to do;
 // with CI=true they fail instead, so CI never passes them silently.
 package browsertest
