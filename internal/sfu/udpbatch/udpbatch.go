@@ -103,6 +103,7 @@ type Conn struct {
 	gso      bool   // the kernel takes UDP_SEGMENT on this socket
 	b        *batch // from Begin to Flush
 	lastErr  error
+	scratch  []byte // WriteFilled's, outside a batch
 
 	ctr *counters // the Conn's own, or shared by a Net's Conns
 }
@@ -247,29 +248,112 @@ var errMissingAddress = errors.New("udpbatch: missing address")
 // addLocked copies b into the batch, extending the last run when GSO can
 // carry b with it.
 func (c *Conn) addLocked(p []byte, to netip.AddrPort) {
+	off := c.reserveLocked(len(p))
+	b := c.b
+	b.buf = append(b.buf[:off], p...)
+	c.placeLocked(off, to)
+}
+
+// reserveLocked makes room for a datagram of up to size bytes at the end of
+// the batch, sending the batch first when it would grow too large, and
+// returns its offset.
+func (c *Conn) reserveLocked(size int) int {
 	if c.b == nil {
 		c.b = c.bufs.get()
 	}
+	if len(c.b.buf)+size > maxBatchBytes {
+		c.sendLocked()
+	}
+	return len(c.b.buf)
+}
+
+// placeLocked adds the datagram at b.buf[off:] to the batch, extending the
+// last run when GSO can carry it with it.
+func (c *Conn) placeLocked(off int, to netip.AddrPort) {
 	b := c.b
+	n := len(b.buf) - off
 	extend := false
 	if k := len(b.runs); k > 0 {
 		r := &b.runs[k-1]
-		extend = r.to == to && !r.short && r.n < maxSegments && len(p) <= r.size && len(p) > 0
+		extend = r.to == to && !r.short && r.n < maxSegments && n <= r.size && n > 0
 	}
-	if len(b.buf)+len(p) > maxBatchBytes || (!extend && len(b.runs) == maxRuns) {
+	if !extend && len(b.runs) == maxRuns {
+		// Send the runs so far; the datagram moves to the front.
+		p := b.buf[off:]
+		b.buf = b.buf[:off]
 		c.sendLocked()
-		extend = false
+		b.buf = append(b.buf[:0], p...)
+		off = 0
 	}
-	off := len(b.buf)
-	b.buf = append(b.buf, p...)
 	if extend {
 		r := &b.runs[len(b.runs)-1]
 		r.n++
 		r.end = len(b.buf)
-		r.short = len(p) < r.size
+		r.short = n < r.size
 		return
 	}
-	b.runs = append(b.runs, run{to: to, off: off, end: len(b.buf), size: len(p), n: 1})
+	b.runs = append(b.runs, run{to: to, off: off, end: len(b.buf), size: n, n: 1})
+}
+
+// A Filler writes one datagram into dst, which is as long as the size it
+// was given for, and returns the datagram's length.
+type Filler interface {
+	Fill(dst []byte) (int, error)
+}
+
+// WriteFilled sends a datagram of up to size bytes that f writes in place:
+// into the batch when one is open, so that the datagram is written once and
+// never copied; otherwise into a scratch buffer of the Conn, sent at once.
+// f is called with the Conn locked and must not use it.
+func (c *Conn) WriteFilled(to netip.AddrPort, size int, f Filler) (int, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return 0, net.ErrClosed
+	}
+	if c.batching && size <= maxSegmentSize && to.Addr().Zone() == "" {
+		off := c.reserveLocked(size)
+		b := c.b
+		b.buf = b.buf[:off+size]
+		n, err := f.Fill(b.buf[off:])
+		if err != nil || n <= 0 || n > size {
+			b.buf = b.buf[:off]
+			c.mu.Unlock()
+			return 0, fillError(err)
+		}
+		b.buf = b.buf[:off+n]
+		c.placeLocked(off, to)
+		c.mu.Unlock()
+		return n, nil
+	}
+	if c.batching {
+		c.flushLocked() // keep the order of the batch and this datagram
+	}
+	if cap(c.scratch) < size {
+		c.scratch = make([]byte, size)
+	}
+	n, err := f.Fill(c.scratch[:size])
+	if err != nil || n <= 0 || n > size {
+		c.mu.Unlock()
+		return 0, fillError(err)
+	}
+	c.ctr.datagrams.Add(1)
+	c.ctr.sends.Add(1)
+	n, err = c.UDPConn.WriteToUDPAddrPort(c.scratch[:n], to)
+	c.mu.Unlock()
+	if err != nil {
+		c.ctr.errs.Add(1)
+	}
+	return n, err
+}
+
+var errFill = errors.New("udpbatch: the datagram does not fit")
+
+func fillError(err error) error {
+	if err != nil {
+		return err
+	}
+	return errFill
 }
 
 // flushLocked sends the batch and gives its buffer back.
@@ -411,4 +495,27 @@ func (n *Net) forget(c *Conn) {
 		}
 	}
 	n.conns.Store(&next)
+}
+
+// Lookup returns the open socket of the Net bound to local's port, and to
+// its address when several are bound to that port; nil if there is none.
+func (n *Net) Lookup(local netip.AddrPort) *Conn {
+	cs := n.conns.Load()
+	if cs == nil {
+		return nil
+	}
+	var found *Conn
+	for _, c := range *cs {
+		la := c.LocalAddr().(*net.UDPAddr).AddrPort()
+		if la.Port() != local.Port() {
+			continue
+		}
+		if la.Addr().Unmap() == local.Addr().Unmap() {
+			return c
+		}
+		if found == nil {
+			found = c
+		}
+	}
+	return found
 }
