@@ -309,6 +309,7 @@ type statsBody struct {
 	PacketsDropped uint64   `json:"packetsDropped"`
 	NACKs          uint64   `json:"nacks"`
 	PLIs           uint64   `json:"plis"`
+	PacketsDirect  uint64   `json:"packetsDirect,omitempty"`
 	Layer          string   `json:"layer,omitempty"`
 	LayerPinned    bool     `json:"layerPinned,omitempty"`
 	EstimateBPS    uint64   `json:"estimateBps,omitempty"`

@@ -135,6 +135,10 @@ type EndpointStats struct {
 	PacketsDropped uint64
 	NACKs          uint64
 	PLIs           uint64
+	// PacketsDirect counts the packets of PacketsOut that the SFU encrypted
+	// and sent itself, on the viewer's own socket, rather than through
+	// pion's RTP sender.
+	PacketsDirect uint64
 	// A viewer of a simulcast broadcast: the layer it is sent (h, m or l),
 	// whether it pinned it, its estimated downlink in bit/s (0 while no
 	// limit has been seen), and its switches of layer.

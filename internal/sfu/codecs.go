@@ -358,19 +358,29 @@ func (e *Engine) subscriberAPI(tracks []*upTrack, pts map[*upTrack]uint8, sub *s
 		}
 	}
 	ir := &interceptor.Registry{}
-	sr, err := report.NewSenderInterceptor()
-	if err != nil {
-		return nil, err
-	}
-	ir.Add(sr)
-	if simulcast {
-		if err := addEstimator(m, ir, sub); err != nil {
-			return nil, err
-		}
-	}
 	se := e.setting
 	if sub.batch != nil {
 		se.SetNet(sub.batch)
+	}
+	if simulcast {
+		sr, err := report.NewSenderInterceptor()
+		if err != nil {
+			return nil, err
+		}
+		ir.Add(sr)
+		if err := addEstimator(m, ir, sub); err != nil {
+			return nil, err
+		}
+	} else {
+		// The SFU writes the sender reports (srreport.go), and on the
+		// viewer's own sockets may send its RTP itself (srtpout.go).
+		sub.reports = true
+		if sub.batch != nil {
+			sub.direct = newDirectPath(sub)
+			if err := sub.direct.configure(&se); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir),
 		webrtc.WithSettingEngine(se)), nil

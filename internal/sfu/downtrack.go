@@ -34,6 +34,10 @@ type subscriber struct {
 	downs []*downTrack
 	batch *udpbatch.Net             // the viewer's sockets; nil on a shared UDP port
 	bwe   atomic.Pointer[estimator] // a simulcast viewer's (bwe.go)
+	// Without simulcast: the SFU writes the viewer's sender reports
+	// (srreport.go), and may send its RTP itself (srtpout.go; nil if not).
+	reports bool
+	direct  *directPath
 	// perPacket wakes the writer for every packet (Config.SendPerPacket).
 	perPacket bool
 
@@ -147,6 +151,7 @@ type downTrack struct {
 	// path free of allocations (a header passed to pion escapes to the heap).
 	hdr  rtp.Header
 	exts []rtp.Extension
+	sr   senderStats // when the SFU writes the sender reports
 }
 
 func newDownTrack(up *upTrack, sub *subscriber, pt uint8) *downTrack {
@@ -238,12 +243,20 @@ func (d *downTrack) write(p *packet) {
 		}
 	}
 	d.exts = h.Extensions[:0]
-	if _, err := b.writer.WriteRTP(h, p.payload); err == nil {
-		d.sub.ep.packetsOut.Add(1)
-		d.sub.ep.bytesOut.Add(uint64(h.MarshalSize() + len(p.payload)))
-		if d.sel != nil {
-			d.sel.pad(b.writer, b, p)
-		}
+	direct, err := d.sub.direct.send(h, p.payload)
+	if !direct {
+		_, err = b.writer.WriteRTP(h, p.payload)
+	}
+	if err != nil {
+		return
+	}
+	d.sub.ep.packetsOut.Add(1)
+	d.sub.ep.bytesOut.Add(uint64(h.MarshalSize() + len(p.payload)))
+	if d.sel != nil {
+		d.sel.pad(b.writer, b, p)
+	}
+	if d.sub.reports {
+		d.sr.sent(h.Timestamp, p.arrival, len(p.payload))
 	}
 }
 

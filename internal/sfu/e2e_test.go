@@ -41,6 +41,11 @@ func TestForwardingIntact(t *testing.T) {
 			if !perPacket && r.sends.GSO && r.sends.GSOSends == 0 {
 				t.Errorf("no GSO send: %+v", r.sends)
 			}
+			// On their own sockets, viewers are sent every packet by the
+			// SFU's own SRTP path; one by one, through pion.
+			if want := map[bool]uint64{false: r.out, true: 0}[perPacket]; r.out == 0 || r.direct != want {
+				t.Errorf("%d of %d packets sent directly, want %d", r.direct, r.out, want)
+			}
 			t.Logf("%s", r)
 		})
 	}
@@ -72,6 +77,7 @@ type forwardResult struct {
 	packet, frame, audio []time.Duration // latencies, every viewer's
 	lost                 int
 	sends                udpbatch.Stats // the viewers' sockets'
+	out, direct          uint64         // packets sent to viewers, and of them directly (srtpout.go)
 }
 
 func (r forwardResult) String() string {
@@ -355,6 +361,9 @@ func runForwarding(t testing.TB, run forwardRun) forwardResult {
 			r.sends.GSOSends += st.GSOSends
 			r.sends.GSO = r.sends.GSO || st.GSO
 		}
+		st := ep.Stats()
+		r.out += st.PacketsOut
+		r.direct += st.PacketsDirect
 	}
 	from, _ := measureFrom.Load("from")
 	for i, v := range logs {

@@ -291,6 +291,9 @@ func (e *Endpoint) onState(pc *webrtc.PeerConnection, s webrtc.PeerConnectionSta
 		e.log.Info("media connected", "took", took.Round(time.Millisecond))
 		e.p.engine.connected(e.role, took)
 		if sub != nil {
+			if sub.direct != nil {
+				sub.direct.start(pc.CurrentRemoteDescription())
+			}
 			sub.attach()
 		}
 	}
@@ -318,6 +321,7 @@ func (e *Endpoint) Stats() media.EndpointStats {
 	if e.pc == nil {
 		state = "new"
 	}
+	sub := e.sub
 	e.mu.Unlock()
 	if e.rec != nil {
 		state = e.rec.state()
@@ -326,6 +330,9 @@ func (e *Endpoint) Stats() media.EndpointStats {
 		State: state, PacketsIn: e.packetsIn.Load(), PacketsOut: e.packetsOut.Load(),
 		BytesIn: e.bytesIn.Load(), BytesOut: e.bytesOut.Load(),
 		PacketsDropped: e.dropped.Load(), NACKs: e.nacks.Load(), PLIs: e.plis.Load(),
+	}
+	if sub != nil && sub.direct != nil {
+		s.PacketsDirect = sub.direct.packets.Load()
 	}
 	e.layerStats(&s)
 	return s

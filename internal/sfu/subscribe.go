@@ -75,12 +75,18 @@ func (e *Endpoint) negotiateSubscriber(ctx context.Context, offer string, gather
 		}
 		d := d
 		e.goroutine(func() { d.readRTCP(sender) })
+		if sub.direct != nil && sub.direct.ice == nil {
+			sub.direct.watch(sender.Transport().ICETransport())
+		}
 	}
 	answer, err := e.finishOffer(ctx, pc, gathered)
 	if err != nil {
 		return "", err
 	}
 	e.goroutine(sub.run)
+	if sub.reports {
+		e.goroutine(func() { sub.reportLoop(pc) })
+	}
 	e.startSelectors(sub, tracks)
 	return answer, nil
 }

@@ -1,0 +1,228 @@
+package sfu
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/onair-live/onair/internal/sfu/udpbatch"
+)
+
+// A viewer's direct path sends its forwarded RTP without pion's RTPSender:
+// the writer marshals each packet into the batch of the viewer's own socket,
+// encrypts it there with the viewer's SRTP context and sends it with the
+// batch (see udpbatch). Pion's path for the same packet goes through the
+// track's interceptors, pion's SRTP session and the ICE connection, and
+// costs several copies and locks more.
+//
+// It is used for a viewer of a broadcast without simulcast whose selected
+// ICE candidate pair is UDP from one of the viewer's own sockets (not
+// ICE-TCP, not a TURN relay, not the shared UDP port of a mux), and whose
+// DTLS handshake the SFU answered as the server (the keys are then known:
+// srtpkeys.go). Everything else (RTCP both ways, DTLS, ICE) stays pion's.
+//
+// The path is chosen once, when the viewer connects, before its first
+// packet. It follows the selected pair to another of the viewer's sockets.
+// If the pair moves where it cannot go (a relay), pion's path takes over,
+// which is only correct while no sequence number has wrapped: pion's SRTP
+// context never saw the packets sent directly, so it would encrypt later
+// ones with a stale rollover counter. Past that, the viewer is failed, and
+// reconnects.
+type directPath struct {
+	sub  *subscriber
+	keys dtlsSecrets
+	ice  *webrtc.ICETransport // set before the viewer connects
+	// packets counts those sent directly (EndpointStats.PacketsDirect).
+	packets atomic.Uint64
+
+	mu    sync.Mutex // the writer's; the pair watcher's when it switches
+	state directState
+	route directRoute
+	ctx   *srtp.Context
+	tag   int        // the bytes SRTP adds to a packet
+	hdr   rtp.Header // EncryptRTP's scratch
+	// The packet Fill writes.
+	h       *rtp.Header
+	payload []byte
+}
+
+type directState uint8
+
+const (
+	directPending directState = iota // not connected yet
+	directOn
+	directOff // pion's path, for good
+)
+
+// directRoute is where the direct path sends: the socket of the selected
+// pair's local candidate, to its remote candidate.
+type directRoute struct {
+	conn *udpbatch.Conn
+	to   netip.AddrPort
+}
+
+func newDirectPath(sub *subscriber) *directPath {
+	return &directPath{sub: sub}
+}
+
+// configure has the viewer's DTLS handshake tell the path its secrets: the
+// SFU answers as the DTLS server (the browser's offer is actpass), so that
+// it writes the ServerHello, which carries the server random, the cipher
+// suite and the SRTP profile; the key log carries the client random and the
+// master secret. A viewer that insists on being the server (setup:passive)
+// keeps pion's path.
+func (o *directPath) configure(se *webrtc.SettingEngine) error {
+	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+		return err
+	}
+	se.SetDTLSKeyLogWriter(&o.keys)
+	se.SetDTLSServerHelloMessageHook(o.keys.serverHello)
+	return nil
+}
+
+// watch follows the viewer's selected candidate pair.
+func (o *directPath) watch(ice *webrtc.ICETransport) {
+	o.ice = ice
+	ice.OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) { o.follow(pair) })
+}
+
+// start chooses the viewer's path once it is connected, before its first
+// packet. offer is the viewer's.
+func (o *directPath) start(offer *webrtc.SessionDescription) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.state != directPending {
+		return
+	}
+	o.state = directOff
+	if o.ice == nil || offer == nil {
+		return
+	}
+	// Pion encrypts header extensions too (RFC 9335) when the viewer
+	// declares it can receive them: on every RTP section, as pion refuses a
+	// mix.
+	cryptex := strings.Contains(offer.SDP, "\na=cryptex")
+	ctx, tag, err := o.keys.context(cryptex)
+	if err != nil {
+		o.sub.ep.log.Debug("viewer keeps the pion send path", "reason", err)
+		return
+	}
+	pair, err := o.ice.GetSelectedCandidatePair()
+	if err != nil {
+		return
+	}
+	r, ok := o.resolve(pair)
+	if !ok {
+		o.sub.ep.log.Debug("viewer keeps the pion send path", "reason", "candidate pair", "pair", pair.String())
+		return
+	}
+	o.ctx, o.tag, o.route, o.state = ctx, tag, r, directOn
+	o.sub.ep.log.Debug("viewer's RTP sent directly", "to", r.to)
+}
+
+// follow moves the path to a new selected pair.
+func (o *directPath) follow(pair *webrtc.ICECandidatePair) {
+	if reason := o.switchTo(pair); reason != "" {
+		o.sub.ep.fail(reason)
+	}
+}
+
+// switchTo moves the path to pair, or leaves it to pion; it returns why
+// the viewer must reconnect if neither is correct.
+func (o *directPath) switchTo(pair *webrtc.ICECandidatePair) string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.state != directOn {
+		return "" // start reads the pair; pion's path follows it itself
+	}
+	if r, ok := o.resolve(pair); ok {
+		o.route = r
+		return ""
+	}
+	o.state, o.route = directOff, directRoute{}
+	for _, d := range o.sub.downs {
+		if b := d.bind.Load(); b != nil {
+			if roc, ok := o.ctx.ROC(b.ssrc); ok && roc > 0 {
+				return "the media path moved to a relay after its sequence numbers wrapped"
+			}
+		}
+	}
+	o.sub.ep.log.Info("viewer's RTP now sent by pion", "pair", pair.String())
+	return ""
+}
+
+// resolve finds the socket and the address a pair sends from and to.
+func (o *directPath) resolve(pair *webrtc.ICECandidatePair) (directRoute, bool) {
+	if pair == nil || pair.Local == nil || pair.Remote == nil ||
+		pair.Local.Protocol != webrtc.ICEProtocolUDP || pair.Remote.Protocol != webrtc.ICEProtocolUDP {
+		return directRoute{}, false
+	}
+	addr, port := pair.Local.Address, pair.Local.Port
+	switch pair.Local.Typ {
+	case webrtc.ICECandidateTypeHost:
+	case webrtc.ICECandidateTypeSrflx: // sent from its base
+		addr, port = pair.Local.RelatedAddress, pair.Local.RelatedPort
+	default: // a relay: the TURN client's socket
+		return directRoute{}, false
+	}
+	local, err := netip.ParseAddr(addr)
+	if err != nil {
+		return directRoute{}, false
+	}
+	remote, err := netip.ParseAddr(pair.Remote.Address)
+	if err != nil {
+		return directRoute{}, false
+	}
+	c := o.sub.batch.Lookup(netip.AddrPortFrom(local, port))
+	if c == nil {
+		return directRoute{}, false
+	}
+	return directRoute{conn: c, to: netip.AddrPortFrom(remote.Unmap(), pair.Remote.Port)}, true
+}
+
+// send writes a packet on the direct path. It returns false when the
+// viewer is on pion's path; otherwise whether the packet was sent, and
+// err when it could not be.
+func (o *directPath) send(h *rtp.Header, payload []byte) (direct bool, err error) {
+	if o == nil {
+		return false, nil
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.state != directOn {
+		return false, nil
+	}
+	o.h, o.payload = h, payload
+	_, err = o.route.conn.WriteFilled(o.route.to, h.MarshalSize()+len(payload)+o.tag, o)
+	o.h, o.payload = nil, nil
+	if err == nil {
+		o.packets.Add(1)
+	}
+	return true, err
+}
+
+var errSRTPGrew = errors.New("sfu: the SRTP packet outgrew its room")
+
+// Fill marshals the packet into dst and encrypts it in place
+// (udpbatch.Filler).
+func (o *directPath) Fill(dst []byte) (int, error) {
+	n, err := o.h.MarshalTo(dst)
+	if err != nil {
+		return 0, err
+	}
+	n += copy(dst[n:], o.payload)
+	out, err := o.ctx.EncryptRTP(dst[:0:len(dst)], dst[:n], &o.hdr)
+	if err != nil {
+		return 0, err
+	}
+	if len(out) == 0 || &out[0] != &dst[0] {
+		return 0, errSRTPGrew
+	}
+	return len(out), nil
+}
