@@ -371,12 +371,12 @@ func (e *Engine) subscriberAPI(tracks []*upTrack, pts map[*upTrack]uint8, sub *s
 		if err := addEstimator(m, ir, sub); err != nil {
 			return nil, err
 		}
+		sub.direct = nil
 	} else {
-		// The SFU writes the sender reports (srreport.go), and on the
-		// viewer's own sockets may send its RTP itself (srtpout.go).
+		// The SFU writes the sender reports (srreport.go), and may send
+		// the viewer's RTP itself (srtpout.go).
 		sub.reports = true
-		if sub.batch != nil {
-			sub.direct = newDirectPath(sub)
+		if sub.direct != nil {
 			if err := sub.direct.configure(&se); err != nil {
 				return nil, err
 			}

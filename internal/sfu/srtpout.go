@@ -71,12 +71,19 @@ func newDirectPath(sub *subscriber) *directPath {
 	return &directPath{sub: sub}
 }
 
+// wantsDTLSServer tells whether an offer has the SFU be the DTLS client
+// (setup:passive). Pion answers setup:passive whenever it is told to answer
+// as the server, even to such an offer, so the direct path is not offered.
+func wantsDTLSServer(offer string) bool {
+	return strings.Contains(offer, "a=setup:passive")
+}
+
 // configure has the viewer's DTLS handshake tell the path its secrets: the
 // SFU answers as the DTLS server (the browser's offer is actpass), so that
 // it writes the ServerHello, which carries the server random, the cipher
 // suite and the SRTP profile; the key log carries the client random and the
 // master secret. A viewer that insists on being the server (setup:passive)
-// keeps pion's path.
+// keeps pion's path (wantsDTLSServer).
 func (o *directPath) configure(se *webrtc.SettingEngine) error {
 	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
 		return err

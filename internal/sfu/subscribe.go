@@ -44,6 +44,9 @@ func (e *Endpoint) negotiateSubscriber(ctx context.Context, offer string, gather
 		if sub.batch, err = udpbatch.NewNet(e.p.engine.batches); err != nil {
 			return "", fmt.Errorf("sfu: network: %w", err)
 		}
+		if !wantsDTLSServer(offer) {
+			sub.direct = newDirectPath(sub) // unless simulcast (subscriberAPI)
+		}
 	}
 	api, err := e.p.engine.subscriberAPI(tracks, pts, sub)
 	if err != nil {
