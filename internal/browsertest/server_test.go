@@ -17,6 +17,7 @@ import (
 type server struct {
 	app *app.App
 	url string // https://127.0.0.1:port
+	ts  *testpeer.Server
 }
 
 // startServer runs onair with extra flags over testpeer's loopback defaults
@@ -25,7 +26,7 @@ type server struct {
 func startServer(t *testing.T, flags ...string) *server {
 	t.Helper()
 	ts := testpeer.StartServerArgs(t, append([]string{"-reap-interval", "0"}, flags...), nil)
-	return &server{app: ts.App, url: ts.Root}
+	return &server{app: ts.App, url: ts.Root, ts: ts}
 }
 
 // waitEmpty waits until the server holds nothing: no room, viewer, session,
