@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,7 +116,7 @@ func directAPI(t testing.TB, ir *interceptor.Registry) *webrtc.API {
 		webrtc.WithSettingEngine(loopbackSettings()))
 }
 
-func newDirectPresenter(ctx context.Context, t *testing.T, mp media.Pipeline) *directPresenter {
+func newDirectPresenter(ctx context.Context, t testing.TB, mp media.Pipeline) *directPresenter {
 	pc, err := directAPI(t, nil).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
@@ -191,6 +192,7 @@ type directViewer struct {
 	name string
 	pc   *webrtc.PeerConnection
 	mux  *ice.UDPMuxDefault
+	conn *lossyConn
 	ep   *Endpoint
 
 	mu      sync.Mutex
@@ -210,7 +212,7 @@ type directViewer struct {
 // wrap, so that a packet sent before it is asked for after it.
 var dropOnce = []uint16{65420, 65534, 65535, 0, 2, 300}
 
-func newDirectViewer(ctx context.Context, t *testing.T, mp media.Pipeline, name string, cfg webrtc.Configuration,
+func newDirectViewer(ctx context.Context, t testing.TB, mp media.Pipeline, name string, cfg webrtc.Configuration,
 	profile dtls.SRTPProtectionProfile, passive bool) *directViewer {
 	v := &directViewer{name: name, video: map[[2]uint32]bool{}, audio: map[uint32]bool{}, wire: map[uint32][2]uint64{},
 		dropped: map[uint16]bool{}, srs: map[uint32][]rtcp.SenderReport{}, tracks: map[webrtc.RTPCodecType]*webrtc.TrackRemote{}}
@@ -224,7 +226,8 @@ func newDirectViewer(ctx context.Context, t *testing.T, mp media.Pipeline, name 
 	if err != nil {
 		t.Fatal(err)
 	}
-	v.mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: &lossyConn{PacketConn: conn, v: v}})
+	v.conn = &lossyConn{PacketConn: conn, v: v}
+	v.mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: v.conn})
 	se := loopbackSettings()
 	se.SetICEUDPMux(v.mux)
 	se.SetSRTPProtectionProfiles(profile)
@@ -461,12 +464,16 @@ func (v *directViewer) reportsMatch() string {
 // lossyConn is a viewer's socket, which loses each of dropOnce once.
 type lossyConn struct {
 	net.PacketConn
-	v *directViewer
+	v    *directViewer
+	sink atomic.Bool // lose every RTP packet (a benchmark's viewer)
 }
 
 func (c *lossyConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(b)
+		if err == nil && c.sink.Load() && n > 1 && b[0]>>6 == 2 && (b[1]&0x7f < 64 || b[1]&0x7f >= 96) {
+			continue // RTP (RTCP's types are 64 to 95 once the marker bit is masked)
+		}
 		if err != nil || !c.arrived(b[:n]) {
 			return n, addr, err
 		}
