@@ -22,7 +22,8 @@ import (
 // 5764): pion does not export the DTLS connection. The key log gives the
 // client random and the master secret, the ServerHello the SFU sends gives
 // the server random, the cipher suite (its PRF hash) and the SRTP profile.
-// The master secret never leaves it.
+// The master secret never leaves it, and is dropped once the SRTP keys
+// are derived.
 type dtlsSecrets struct {
 	mu           sync.Mutex
 	clientRandom []byte
@@ -51,6 +52,14 @@ func (k *dtlsSecrets) Write(p []byte) (int, error) {
 	k.clientRandom, k.master = crb, msb
 	k.mu.Unlock()
 	return len(p), nil
+}
+
+// forget drops the master secret once the keys are derived.
+func (k *dtlsSecrets) forget() {
+	k.mu.Lock()
+	clear(k.master)
+	k.master = nil
+	k.mu.Unlock()
 }
 
 // serverHello records the ServerHello the SFU sends, unchanged.
@@ -105,7 +114,9 @@ func (k *dtlsSecrets) context(cryptex bool) (*srtp.Context, int, error) {
 		return nil, 0, errNoSecrets
 	}
 	cfg := srtp.Config{Profile: profile}
-	if err := cfg.ExtractSessionKeysFromDTLS(k, false); err != nil {
+	err := cfg.ExtractSessionKeysFromDTLS(k, false)
+	k.forget()
+	if err != nil {
 		return nil, 0, err
 	}
 	var opts []srtp.ContextOption
