@@ -209,13 +209,13 @@ func (s *layerSel) signals(sub *subscriber, since time.Time) (loss float64, over
 func (s *layerSel) choose(now time.Time, audio *upTrack) {
 	b := &s.bwe
 	_, want, pin := s.state()
+	if d := s.pendingFor(); d > keyframeRetry {
+		s.g.layers[want].requestKeyframe() // throttled per layer
+	}
 	if pin >= 0 {
 		s.setTarget(s.g.sentNear(min(pin, int8(len(s.g.layers)-1))))
 		s.endProbe()
 		return
-	}
-	if d := s.pendingFor(); d > keyframeRetry {
-		s.g.layers[want].requestKeyframe() // throttled per layer
 	}
 	var audioRate float64
 	if audio != nil {
@@ -223,7 +223,7 @@ func (s *layerSel) choose(now time.Time, audio *upTrack) {
 	}
 	need := func(l int8) float64 { return float64(s.g.layers[l].bitrate()) + audioRate }
 	top := int8(len(s.g.layers) - 1)
-	if s.g.layers[want].bitrate() == 0 {
+	if s.g.layers[want].bitrate() == 0 && !s.g.starting(want) {
 		// The presenter paused this layer (or never sent it): the best
 		// layer that flows, within the estimate.
 		for l := top; l >= 0; l-- {

@@ -69,9 +69,15 @@ func (e *Endpoint) Pull(ctx context.Context, exchange media.Exchange) error {
 	}
 	e.offerAt = time.Now()
 	ps := e.pull
+	tracks := e.tracks
 	e.mu.Unlock()
 	if old != nil {
 		_ = old.Close()
+	}
+	// Keyframes asked before the new connection's tracks arrive are sent
+	// when they do (an older connection's SSRCs mean nothing to the new one).
+	for _, t := range tracks {
+		t.ssrc.Store(0)
 	}
 	if err := e.pullOnce(ctx, ps, exchange); err != nil {
 		e.dropPC()

@@ -148,6 +148,7 @@ type rateMeter struct {
 	bytes   int
 	bps     atomic.Int64
 	updated atomic.Int64 // when bps was last set, in Unix nanoseconds
+	first   atomic.Int64 // when the first packet came, in Unix nanoseconds
 }
 
 const rateWindow = 500 * time.Millisecond
@@ -155,6 +156,7 @@ const rateWindow = 500 * time.Millisecond
 func (m *rateMeter) add(n int, now time.Time) {
 	if m.start.IsZero() {
 		m.start = now
+		m.first.Store(now.UnixNano())
 	}
 	m.bytes += n
 	if d := now.Sub(m.start); d >= rateWindow {
@@ -252,11 +254,32 @@ func (g *layerGroup) flowing() *upTrack {
 	return nil
 }
 
+// layerStart is how long after a simulcast video's first packet a layer
+// not measured yet may still be starting: layers do not start at the same
+// instant (a relay pull's arrive one after the other), and a pin to one
+// that is about to flow must not be moved off it.
+const layerStart = 2 * rateWindow
+
+// starting reports whether layer l has never been measured and the
+// video's first packet came less than layerStart ago.
+func (g *layerGroup) starting(l int8) bool {
+	if g.layers[l].rate.updated.Load() != 0 {
+		return false
+	}
+	var first int64
+	for _, t := range g.layers {
+		if f := t.rate.first.Load(); f != 0 && (first == 0 || f < first) {
+			first = f
+		}
+	}
+	return first == 0 || time.Since(time.Unix(0, first)) < layerStart
+}
+
 // sentNear is layer l if the presenter sends it (or nothing has been
 // measured yet), else the highest layer below it that it sends, else the
 // lowest above: where a viewer pinned to l is sent.
 func (g *layerGroup) sentNear(l int8) int8 {
-	if g.layers[l].bitrate() > 0 || g.flowing() == nil {
+	if g.layers[l].bitrate() > 0 || g.flowing() == nil || g.starting(l) {
 		return l
 	}
 	for i := l - 1; i >= 0; i-- {
