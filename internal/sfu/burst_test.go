@@ -77,7 +77,7 @@ func TestWriterWaitsForTheEndOfAFrame(t *testing.T) {
 	up.dispatch(raw(4, true))
 	waitFor(t, func() bool { return w.n.Load() == 4 })
 
-	subs[0].perPacket = true
+	subs[0].sh.Load().perPacket = true
 	up.dispatch(raw(5, false))
 	waitFor(t, func() bool { return w.n.Load() == 5 })
 }

@@ -12,25 +12,22 @@ import (
 	"github.com/onair-live/onair/internal/sfu/udpbatch"
 )
 
-// outPacket is one packet queued for one viewer's track.
+// outPacket is one packet to send to one viewer's track.
 type outPacket struct {
 	d *downTrack
 	p *packet
 }
 
-// wakeBacklog is how many queued packets wake a viewer's writer even before
+// wakeBacklog is how many queued packets wake a shard's writer even before
 // a burst is complete: it bounds the burst sent at once when a presenter
 // paces a large frame.
 const wakeBacklog = 16
 
-// subscriber is a viewer endpoint's send side: one bounded queue and one
-// writer goroutine for all its tracks, so a slow viewer delays only itself.
-// The writer is woken once per burst (a video frame, an audio packet), not
-// per packet: it then sends the burst in as few system calls as it can.
+// subscriber is a viewer endpoint's send side. Its packets are sent by the
+// writer of the shard it is given when it attaches (writers.go), in one
+// batch of sends per burst.
 type subscriber struct {
 	ep    *Endpoint
-	queue chan outPacket
-	wake  chan struct{} // holds a token when the writer has a burst to send
 	downs []*downTrack
 	batch *udpbatch.Net             // the viewer's sockets; nil on a shared UDP port
 	bwe   atomic.Pointer[estimator] // a simulcast viewer's (bwe.go)
@@ -38,54 +35,26 @@ type subscriber struct {
 	// (srreport.go), and may send its RTP itself (srtpout.go; nil if not).
 	reports bool
 	direct  *directPath
-	// perPacket wakes the writer for every packet (Config.SendPerPacket).
-	perPacket bool
+
+	sh   atomic.Pointer[shard] // from attach on
+	gone atomic.Bool           // detached: nothing more is sent
+	// pending is the viewer's part of the burst its shard's writer is
+	// sending; the writer alone uses it.
+	pending []outPacket
 
 	mu       sync.Mutex
 	attached bool
 	detached bool
 }
 
-func newSubscriber(ep *Endpoint, queueLen int) *subscriber {
-	return &subscriber{ep: ep, queue: make(chan outPacket, queueLen), wake: make(chan struct{}, 1),
-		perPacket: ep.p.engine.cfg.SendPerPacket}
+func newSubscriber(ep *Endpoint) *subscriber {
+	return &subscriber{ep: ep}
 }
 
-// run writes queued packets until the endpoint is released. Woken when a
-// burst is complete, it writes every packet queued as one batch of sends,
-// flushed at the end of each video frame and when the queue is empty: a
-// frame's packets, which go to the same address and are mostly of the same
-// size, then leave in one system call (see udpbatch).
-func (s *subscriber) run() {
-	for {
-		select {
-		case <-s.wake:
-		case <-s.ep.done:
-			return
-		}
-		s.begin()
-	drain:
-		for {
-			select {
-			case o := <-s.queue:
-				o.d.write(o.p)
-				if o.p.header.Marker && o.d.up.isVideo {
-					s.flush()
-					s.begin()
-				}
-			default:
-				break drain
-			}
-		}
-		s.flush()
-	}
-}
-
-// wakeup has the writer send what is queued.
+// wakeup has the viewer's writer send what is queued.
 func (s *subscriber) wakeup() {
-	select {
-	case s.wake <- struct{}{}:
-	default: // a token is already there
+	if sh := s.sh.Load(); sh != nil {
+		sh.wakeup()
 	}
 }
 
@@ -101,20 +70,26 @@ func (s *subscriber) flush() {
 	}
 }
 
-// attach joins the viewer's tracks to the broadcast, once it is connected.
+// attach joins the viewer's tracks to the broadcast, once it is connected,
+// in the least loaded writer's shard.
 func (s *subscriber) attach() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.attached || s.detached {
 		return
 	}
+	sh := s.ep.p.engine.writers.assign()
+	if sh == nil {
+		return // the engine is closing
+	}
+	s.sh.Store(sh)
 	s.attached = true
 	for _, d := range s.downs {
 		d.join()
 	}
 }
 
-// detach leaves the broadcast; nothing is queued for the viewer after it.
+// detach leaves the broadcast; nothing is sent to the viewer after it.
 func (s *subscriber) detach() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -122,10 +97,12 @@ func (s *subscriber) detach() {
 		return
 	}
 	s.detached = true
+	s.gone.Store(true)
 	if s.attached {
 		for _, d := range s.downs {
 			d.leave()
 		}
+		s.ep.p.engine.writers.release(s.sh.Load())
 	}
 }
 
@@ -147,11 +124,13 @@ type downTrack struct {
 	sel    *layerSel // a simulcast video's layer selector (layer.go), else nil
 
 	bind atomic.Pointer[binding]
-	// The writer goroutine's scratch space: reusing it keeps the per-viewer
-	// path free of allocations (a header passed to pion escapes to the heap).
+	// The writer goroutine's: scratch space whose reuse keeps the
+	// per-viewer path free of allocations (a header passed to pion escapes
+	// to the heap), and the replay going on (replay.go).
 	hdr  rtp.Header
 	exts []rtp.Extension
 	sr   senderStats // when the SFU writes the sender reports
+	rp   *replay
 }
 
 func newDownTrack(up *upTrack, sub *subscriber, pt uint8) *downTrack {
@@ -198,23 +177,28 @@ func (d *downTrack) Unbind(webrtc.TrackLocalContext) error {
 	return nil
 }
 
-// enqueue hands a packet to the viewer's writer without waiting. When the
-// queue is full the packet is dropped: the viewer may recover it by NACK,
-// and a video viewer is sent a keyframe soon.
+// enqueue hands one packet to the viewer's writer without waiting (a
+// retransmission; live packets are handed to a shard once for all its
+// viewers: upTrack.dispatch). When the shard's queue is full the packet is
+// dropped.
 func (d *downTrack) enqueue(p *packet) {
-	select {
-	case d.sub.queue <- outPacket{d: d, p: p}:
-		if p.wake || d.sub.perPacket || len(d.sub.queue) >= wakeBacklog {
-			d.sub.wakeup()
-		}
-	default:
-		d.sub.wakeup()
-		if d.sub.ep.dropped.Add(1)%100 == 1 {
-			d.sub.ep.log.Warn("viewer queue full, dropping packets", "dropped", d.sub.ep.dropped.Load())
-		}
-		if d.up.isVideo {
-			d.keyTrack().requestKeyframe()
-		}
+	sh := d.sub.sh.Load()
+	if sh == nil || d.sub.gone.Load() {
+		return
+	}
+	if !sh.push(item{d: d, p: p}, false) {
+		d.dropped(1)
+	}
+}
+
+// dropped counts packets the viewer lost to a full queue and, for video,
+// asks for a keyframe to recover.
+func (d *downTrack) dropped(n uint64) {
+	if d.sub.ep.dropped.Add(n)%100 < n {
+		d.sub.ep.log.Warn("viewer's writer queue full, dropping packets", "dropped", d.sub.ep.dropped.Load())
+	}
+	if d.up.isVideo {
+		d.keyTrack().requestKeyframe()
 	}
 }
 

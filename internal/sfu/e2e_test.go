@@ -71,13 +71,16 @@ type forwardRun struct {
 	perFrame  int           // packets per frame: 1,200 bytes of payload but the last
 	gap       time.Duration // between a frame's packets (0: back to back)
 	perPacket bool          // Config.SendPerPacket
+	writers   int           // Config.Writers
+	stalled   int           // viewers (the first) whose sockets stop being read once they get media
 }
 
 type forwardResult struct {
 	packet, frame, audio []time.Duration // latencies, every viewer's
-	lost                 int
-	sends                udpbatch.Stats // the viewers' sockets'
-	out, direct          uint64         // packets sent to viewers, and of them directly (srtpout.go)
+	lost                 int             // of the viewers not stalled
+	sends                udpbatch.Stats  // the viewers' sockets'
+	out, direct          uint64          // packets sent to viewers, and of them directly (srtpout.go)
+	shards               []int           // viewers per writer shard
 }
 
 func (r forwardResult) String() string {
@@ -233,7 +236,7 @@ func runForwarding(t testing.TB, run forwardRun) forwardResult {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	eng, err := New(Config{Loopback: true, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
-		SendPerPacket: run.perPacket, Logger: slog.New(slog.DiscardHandler)})
+		SendPerPacket: run.perPacket, Writers: run.writers, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,10 +278,16 @@ func runForwarding(t testing.TB, run forwardRun) forwardResult {
 	var measureFrom sync.Map
 	logs := make([]*viewerLog, run.viewers)
 	eps := make([]*Endpoint, run.viewers)
+	stalls := make([]*stallNet, run.stalled)
 	for i := range logs {
 		v := &viewerLog{video: map[[2]uint32]bool{}, lastSeq: map[uint32]uint16{}}
 		logs[i] = v
-		pc, err := api.NewPeerConnection(webrtc.Configuration{})
+		vapi := api
+		if i < run.stalled {
+			stalls[i] = newStallNet(t)
+			vapi = stalls[i].api(t)
+		}
+		pc, err := vapi.NewPeerConnection(webrtc.Configuration{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -326,6 +335,9 @@ func runForwarding(t testing.TB, run forwardRun) forwardResult {
 			}
 			if warm {
 				measureFrom.Store("from", frame)
+				for _, sn := range stalls {
+					sn.stall()
+				}
 			} else if time.Now().After(warmDeadline) {
 				t.Fatal("viewers got nothing within 30s")
 			}
@@ -365,8 +377,10 @@ func runForwarding(t testing.TB, run forwardRun) forwardResult {
 		r.out += st.PacketsOut
 		r.direct += st.PacketsDirect
 	}
+	r.shards = eng.writers.loads()
 	from, _ := measureFrom.Load("from")
-	for i, v := range logs {
+	for i, v := range logs[run.stalled:] {
+		i += run.stalled
 		v.mu.Lock()
 		for f := from.(uint32); f < from.(uint32)+uint32(run.frames); f++ {
 			for k := 0; k < run.perFrame; k++ {

@@ -53,9 +53,13 @@ type Config struct {
 	PresenterWait time.Duration
 	// MaxVideoBitrate (bit/s) is asked of presenters with REMB and b=AS/TIAS; 0 is no cap.
 	MaxVideoBitrate int
-	// QueueLength is each subscriber's packet queue length.
+	// QueueLength is a recorder's packet queue length; a writer shard's
+	// queue holds four times as many.
 	QueueLength int
-	Logger      *slog.Logger
+	// Writers is the number of goroutines that send to viewers, each to a
+	// shard of them (writers.go); 0 is one per core (GOMAXPROCS).
+	Writers int
+	Logger  *slog.Logger
 
 	// SendPerPacket sends each packet to a viewer as soon as it is queued,
 	// with a system call of its own, as before batched sends (UDP GSO, one
@@ -97,6 +101,7 @@ type Engine struct {
 	sampler *sysstat.Sampler
 	batches *udpbatch.Buffers // lent to viewers' sockets while they batch sends
 	stats   engineStats       // totals of released endpoints: stats.go
+	writers *writerPool       // send to viewers: writers.go
 
 	mu        sync.Mutex
 	pipelines map[string]*Pipeline
@@ -121,6 +126,7 @@ func New(cfg Config) (*Engine, error) {
 		sampler:   sysstat.NewSampler(),
 		batches:   udpbatch.NewBuffers(),
 	}
+	e.writers = newWriterPool(e)
 	se := webrtc.SettingEngine{}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(cfg.Loopback)
@@ -245,7 +251,8 @@ func (e *Engine) reportFailure(f func()) {
 	e.failures.Go(f)
 }
 
-// Close releases every pipeline and the shared UDP and TCP ports.
+// Close releases every pipeline, stops the viewers' writers and closes the
+// shared UDP and TCP ports.
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	e.closed = true
@@ -255,6 +262,7 @@ func (e *Engine) Close() error {
 		p.Release()
 	}
 	e.failures.Wait()
+	e.writers.close()
 	err := e.closeICETCP()
 	if e.udpMux != nil {
 		if uerr := e.udpMux.Close(); err == nil {

@@ -16,21 +16,26 @@ import (
 // countingWriter stands in for pion's SRTP writer, so that these benchmarks
 // measure the SFU's own per-packet work (fan-out, queueing, header rewrite)
 // apart from encryption and the send syscall, which the load tool measures.
-type countingWriter struct{ bytes atomic.Int64 }
+type countingWriter struct{ bytes, packets atomic.Int64 }
 
 func (w *countingWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 	n := h.MarshalSize() + len(payload)
 	w.bytes.Add(int64(n))
+	w.packets.Add(1)
 	return n, nil
 }
 
 func (w *countingWriter) Write(b []byte) (int, error) { return len(b), nil }
 
 // benchTrack builds a published video track with n bound, attached viewers,
-// each with its writer goroutine running.
+// sent to by the engine's writers.
 func benchTrack(b testing.TB, n int) (*upTrack, []*subscriber, func()) {
+	return benchTrackConfig(b, n, Config{})
+}
+
+func benchTrackConfig(b testing.TB, n int, cfg Config) (*upTrack, []*subscriber, func()) {
 	b.Helper()
-	e, err := New(Config{})
+	e, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -42,13 +47,13 @@ func benchTrack(b testing.TB, n int) (*upTrack, []*subscriber, func()) {
 	return up, subs, stop
 }
 
-// benchViewers attaches n bound viewers to up, each with its writer
-// goroutine running; with g, each has a layer selector for it.
+// benchViewers attaches n bound viewers to up, sent to by the engine's
+// writers; with g, each has a layer selector for it. stop ends the writers.
 func benchViewers(p *Pipeline, up *upTrack, n int, g *layerGroup) ([]*subscriber, func()) {
 	subs := make([]*subscriber, n)
 	for i := range subs {
 		ep := newEndpoint(p, media.Subscriber, fmt.Sprintf("viewer:%d", i), media.Events{})
-		s := newSubscriber(ep, 2048)
+		s := newSubscriber(ep)
 		d := newDownTrack(up, s, 100)
 		if g != nil {
 			d.sel = newLayerSel(d, g, -1)
@@ -57,15 +62,15 @@ func benchViewers(p *Pipeline, up *upTrack, n int, g *layerGroup) ([]*subscriber
 		d.bind.Load().extMap[3] = 4
 		s.downs = []*downTrack{d}
 		ep.sub = s
-		ep.goroutine(s.run)
 		s.attach()
 		subs[i] = s
 	}
 	stop := func() {
 		for _, s := range subs {
+			s.detach()
 			close(s.ep.done)
-			s.ep.wg.Wait()
 		}
+		p.engine.writers.close()
 	}
 	return subs, stop
 }
@@ -127,18 +132,26 @@ func benchForward(b *testing.B, up *upTrack, subs []*subscriber) {
 		up.dispatch(p)
 		// Keep the queues from overflowing: wait when one is half full.
 		if i%512 == 511 {
-			for _, s := range subs {
-				for len(s.queue) > 0 {
-					runtime.Gosched()
-				}
-			}
+			drain(subs)
 		}
 	}
+	// Every packet written to every viewer.
 	for _, s := range subs {
-		for len(s.queue) > 0 {
-			runtime.Gosched()
+		if w, ok := s.downs[0].bind.Load().writer.(*countingWriter); ok {
+			for w.packets.Load() < int64(n) {
+				runtime.Gosched()
+			}
 		}
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n)/float64(len(subs)), "ns/packet/viewer")
+}
+
+// drain waits until the viewers' shards have taken everything queued.
+func drain(subs []*subscriber) {
+	for _, s := range subs {
+		for sh := s.sh.Load(); sh != nil && len(sh.queue) > 0; {
+			runtime.Gosched()
+		}
+	}
 }

@@ -116,6 +116,9 @@ func TestRefusedRecorder(t *testing.T) {
 	waitFor(t, func() bool { return ep.Stats().State == recRefused })
 	up.mu.Lock()
 	n := len(up.downs)
+	for _, f := range up.fans {
+		n += len(f.downs)
+	}
 	up.mu.Unlock()
 	if n != 1 {
 		t.Errorf("%d consumers of the track, want the viewer only", n)

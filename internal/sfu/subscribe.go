@@ -37,7 +37,7 @@ func (e *Endpoint) negotiateSubscriber(ctx context.Context, offer string, gather
 	if err != nil {
 		return "", err
 	}
-	sub := newSubscriber(e, e.p.engine.cfg.QueueLength)
+	sub := newSubscriber(e)
 	if e.p.engine.udpMux == nil && !e.p.engine.cfg.SendPerPacket {
 		// Its own sockets: batch the writer's sends. (On the shared port of
 		// a UDP mux, every write is sent at once.)
@@ -86,7 +86,6 @@ func (e *Endpoint) negotiateSubscriber(ctx context.Context, offer string, gather
 	if err != nil {
 		return "", err
 	}
-	e.goroutine(sub.run)
 	if sub.reports {
 		e.goroutine(func() { sub.reportLoop(pc) })
 	}

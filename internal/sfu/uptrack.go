@@ -56,6 +56,9 @@ type upTrack struct {
 	// that joins gets the cached GOP replay and then the live packets, with
 	// none missed or repeated between them.
 	downs []consumer
+	// fans are the viewers' tracks, by writer shard (writers.go): dispatch
+	// hands each packet once to each shard. Guarded and replaced as downs.
+	fans []*fan
 
 	ssrc atomic.Uint32 // the presenter's SSRC, once its first packet arrives
 
@@ -128,7 +131,8 @@ func (t *upTrack) readLoop(remote *webrtc.TrackRemote, accept func(*packet) bool
 	}
 }
 
-// dispatch stores a packet and hands it to every viewer's queue.
+// dispatch stores a packet and hands it to every shard of viewers and to
+// every other consumer.
 func (t *upTrack) dispatch(p *packet) {
 	t.mu.Lock()
 	if t.isVideo {
@@ -141,8 +145,15 @@ func (t *upTrack) dispatch(p *packet) {
 	if t.rate != nil {
 		t.rate.add(p.header.MarshalSize()+len(p.payload), p.arrival)
 	}
-	downs := t.downs
+	downs, fans := t.downs, t.fans
 	t.mu.Unlock()
+	for _, f := range fans {
+		if !f.sh.push(item{p: p, to: f}, p.wake) {
+			for _, d := range f.downs {
+				d.dropped(1)
+			}
+		}
+	}
 	for _, d := range downs {
 		d.enqueue(p)
 	}
@@ -214,9 +225,10 @@ func (b *burstState) ends(p *packet) bool {
 }
 
 // addDown attaches a viewer's track. A video viewer is first sent the cached
-// pictures since the last keyframe, so it can decode at once, and the
-// presenter is asked for a fresh keyframe when there is none to send.
-func (t *upTrack) addDown(d consumer) {
+// pictures since the last keyframe, so it can decode at once (a viewer's
+// track paced: replay.go), and the presenter is asked for a fresh keyframe
+// when there is none to send.
+func (t *upTrack) addDown(c consumer) {
 	t.mu.Lock()
 	var replay []*packet
 	if t.isVideo && t.haveGOP {
@@ -225,10 +237,18 @@ func (t *upTrack) addDown(d consumer) {
 			replay = nil
 		}
 	}
-	for _, p := range replay {
-		d.enqueue(p)
+	if d, ok := c.(*downTrack); ok {
+		sh := d.sub.sh.Load()
+		if len(replay) > 0 && !sh.push(item{d: d, rp: newReplay(replay, t.codec.ClockRate, t.bitrate())}, true) {
+			replay = nil
+		}
+		t.fans = withDown(t.fans, d, sh)
+	} else {
+		for _, p := range replay {
+			c.enqueue(p)
+		}
+		t.downs = append(slices.Clip(t.downs), c)
 	}
-	t.downs = append(slices.Clip(t.downs), d)
 	t.mu.Unlock()
 	if t.isVideo && len(replay) == 0 {
 		t.requestKeyframe()
@@ -238,18 +258,26 @@ func (t *upTrack) addDown(d consumer) {
 // addDownLive attaches a viewer's track from the next packet on, without a
 // replay or a keyframe request: a simulcast viewer joining the layer it is
 // to switch to (layer.go), which asks for the keyframe itself.
-func (t *upTrack) addDownLive(d consumer) {
+func (t *upTrack) addDownLive(c consumer) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.downs = append(slices.Clip(t.downs), d)
+	if d, ok := c.(*downTrack); ok {
+		t.fans = withDown(t.fans, d, d.sub.sh.Load())
+		return
+	}
+	t.downs = append(slices.Clip(t.downs), c)
 }
 
-func (t *upTrack) removeDown(d consumer) {
+func (t *upTrack) removeDown(c consumer) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if d, ok := c.(*downTrack); ok {
+		t.fans = withoutDown(t.fans, d)
+		return
+	}
 	next := make([]consumer, 0, len(t.downs))
 	for _, x := range t.downs {
-		if x != d {
+		if x != c {
 			next = append(next, x)
 		}
 	}

@@ -39,8 +39,10 @@ func gsoRefused(err error) bool {
 // headers, one per run, as a raw system call. The socket is non-blocking, so
 // the call never sleeps; a raw call spares the scheduler's bookkeeping of a
 // blocking one (and the hand-off of the processor, which a long GSO send
-// would otherwise invite). EAGAIN waits for the socket to be writable, as
-// the net package does. Used under Conn.mu.
+// would otherwise invite). EAGAIN (the socket's send buffer is full) does
+// not wait for it to drain, as the net package would: the batch's writer
+// may serve other peers meanwhile; the rest of the batch is dropped
+// (wouldBlock). Used under Conn.mu.
 type rawSender struct {
 	rc syscall.RawConn
 	v6 bool // the socket is AF_INET6
@@ -142,11 +144,14 @@ func (s *rawSender) sendRuns(b *batch, runs []run) (int, error) {
 
 func (s *rawSender) sendmmsg(fd uintptr) bool {
 	n, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.m.msgs[0])), uintptr(s.count), 0, 0, 0)
-	if e == unix.EAGAIN {
-		return false
+	if e != 0 {
+		n = 0
 	}
 	s.sent, s.errno = int(n), e
 	return true
 }
+
+// wouldBlock tells the error of a send to a full socket.
+func wouldBlock(err error) bool { return errors.Is(err, unix.EAGAIN) }
 
 var errFamily = errors.New("udpbatch: IPv6 destination on an IPv4 socket")

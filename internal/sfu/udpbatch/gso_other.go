@@ -13,6 +13,8 @@ func gsoSupported(*net.UDPConn) bool { return false }
 
 func gsoRefused(error) bool { return true }
 
+func wouldBlock(error) bool { return false }
+
 type rawSender struct{}
 
 func newSender(*net.UDPConn) *rawSender { return nil }

@@ -47,6 +47,7 @@ type Stats struct {
 	Sends     uint64 // system calls that sent them
 	GSOSends  uint64 // GSO messages (runs of two datagrams or more)
 	Errors    uint64 // datagrams whose send failed
+	Dropped   uint64 // of those, batched ones dropped as the socket's send buffer was full
 	GSO       bool   // whether GSO is still in use on the socket
 }
 
@@ -109,7 +110,7 @@ type Conn struct {
 }
 
 type counters struct {
-	datagrams, sends, gsoSends, errs atomic.Uint64
+	datagrams, sends, gsoSends, errs, dropped atomic.Uint64
 }
 
 // Wrap makes a batching Conn of a UDP socket, which it then owns; its
@@ -158,7 +159,7 @@ func (c *Conn) Stats() Stats {
 
 func (c *counters) stats() Stats {
 	return Stats{Datagrams: c.datagrams.Load(), Sends: c.sends.Load(),
-		GSOSends: c.gsoSends.Load(), Errors: c.errs.Load()}
+		GSOSends: c.gsoSends.Load(), Errors: c.errs.Load(), Dropped: c.dropped.Load()}
 }
 
 // LastError returns the last error of a batched send, which its writer could
@@ -393,6 +394,17 @@ func (c *Conn) sendLocked() {
 		runs = runs[n:]
 		if err == nil {
 			continue
+		}
+		if wouldBlock(err) {
+			// The socket's buffer is full: drop the rest of the batch
+			// rather than wait (a writer of many peers would wait for
+			// this one).
+			for _, r := range runs {
+				c.ctr.datagrams.Add(uint64(r.n))
+				c.ctr.dropped.Add(uint64(r.n))
+				c.failed(err, uint64(r.n))
+			}
+			break
 		}
 		if runs[0].n > 1 && gsoRefused(err) {
 			// The kernel or the device does not do UDP GSO: stop trying

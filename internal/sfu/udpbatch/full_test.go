@@ -1,0 +1,43 @@
+package udpbatch
+
+import (
+	"syscall"
+	"testing"
+)
+
+// A batch whose socket is full is dropped, not waited on: the writer of the
+// batch goes on at once, and the datagrams count as dropped.
+func TestFullSocketDropsTheBatch(t *testing.T) {
+	s := sender(t)
+	if !s.Stats().GSO {
+		t.Skip("no UDP GSO on this kernel")
+	}
+	real := s.sendRuns
+	calls := 0
+	s.sendRuns = func(b *batch, runs []run) (int, error) {
+		calls++
+		if calls >= 2 {
+			return 0, &osSyscallError{syscall.EAGAIN} // the send buffer filled
+		}
+		return real(b, runs[:1])
+	}
+	r := listen(t)
+	s.Begin()
+	var want [][]byte
+	for i := range 12 {
+		d := datagram(i, 1000+i/3*100) // runs of three
+		_, _ = s.WriteToAddrPort(d, addrOf(r))
+		if i < 3 {
+			want = append(want, d)
+		}
+	}
+	s.Flush()
+	receive(t, r, want)
+	nothingArrives(t, r)
+	if calls != 2 {
+		t.Errorf("%d sends: a full socket was tried again", calls)
+	}
+	if st := s.Stats(); st.Datagrams != 12 || st.Errors != 9 || st.Dropped != 9 {
+		t.Errorf("stats %+v: want 12 datagrams, 9 dropped", st)
+	}
+}

@@ -1,0 +1,298 @@
+package sfu
+
+import (
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+)
+
+// The viewers' send side is a small pool of writer goroutines, one per core
+// by default (Config.Writers), each the owner of a shard of the viewers. A
+// presenter's read loop hands each packet once to each shard that has
+// viewers of the track (not once per viewer); the shard's writer, woken
+// once per burst (burstState), sends every packet of the burst to each of
+// its viewers in turn, one batch of sends (udpbatch: one sendmmsg, GSO) per
+// viewer and frame. Compared with a goroutine per viewer, the scheduler
+// parks and wakes a few goroutines per burst instead of one per viewer, and
+// the fan-out costs one channel send per shard.
+//
+// A writer never waits for one viewer: its sends do not block (a viewer's
+// socket that is full drops the datagrams, counted in its Stats), and a
+// shard's queue that is full drops the packet for that shard's viewers,
+// counted in theirs.
+
+// writerPool is the engine's shards. Their goroutines start with the first
+// viewer and end when the engine closes.
+type writerPool struct {
+	e   *Engine
+	n   int
+	len int // each shard's queue length
+
+	mu      sync.Mutex
+	shards  []*shard
+	started bool
+	closed  bool
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+func newWriterPool(e *Engine) *writerPool {
+	n := e.cfg.Writers
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	return &writerPool{e: e, n: n, len: 4 * e.cfg.QueueLength, stop: make(chan struct{})}
+}
+
+// assign gives a viewer the least loaded shard, starting the writers if
+// they are not running; nil once the engine has closed.
+func (w *writerPool) assign() *shard {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	if !w.started {
+		w.started = true
+		for i := range w.n {
+			sh := newShard(w, i)
+			w.shards = append(w.shards, sh)
+			w.wg.Go(sh.run)
+		}
+	}
+	best := w.shards[0]
+	for _, sh := range w.shards[1:] {
+		if sh.load < best.load {
+			best = sh
+		}
+	}
+	best.load++
+	return best
+}
+
+// release gives back a viewer's place in its shard.
+func (w *writerPool) release(sh *shard) {
+	w.mu.Lock()
+	sh.load--
+	w.mu.Unlock()
+}
+
+// loads reports each shard's viewers (tests, stats).
+func (w *writerPool) loads() []int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]int, len(w.shards))
+	for i, sh := range w.shards {
+		out[i] = sh.load
+	}
+	return out
+}
+
+// close stops the writers and waits for them.
+func (w *writerPool) close() {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.stop)
+	}
+	w.mu.Unlock()
+	w.wg.Wait()
+}
+
+// item is one entry of a shard's queue: a live packet for every viewer of a
+// fan, or a packet for one viewer (a retransmission), or the start of a
+// viewer's replay (replay.go).
+type item struct {
+	p  *packet
+	to *fan
+	d  *downTrack
+	rp *replay
+}
+
+// fan is a track's viewers in one shard. It is never changed once made: a
+// membership change makes a new one (upTrack.fans), so a packet queued
+// with a fan goes to exactly the viewers the track had when it came.
+type fan struct {
+	sh    *shard
+	downs []*downTrack
+}
+
+// shard is one writer goroutine and the state it alone touches.
+type shard struct {
+	pool      *writerPool
+	idx       int
+	queue     chan item
+	wake      chan struct{} // holds a token when there is a burst to send
+	perPacket bool
+	load      int // viewers assigned, guarded by pool.mu
+
+	// The writer's own.
+	active  []*subscriber // viewers with packets to send in this burst
+	start   int           // rotates which viewer is sent to first
+	replays []*downTrack  // viewers being replayed to
+	ticker  *time.Ticker  // paces replays while there are any
+}
+
+func newShard(w *writerPool, i int) *shard {
+	t := time.NewTicker(time.Hour)
+	t.Stop()
+	return &shard{pool: w, idx: i, queue: make(chan item, w.len), wake: make(chan struct{}, 1),
+		perPacket: w.e.cfg.SendPerPacket, ticker: t}
+}
+
+// push queues an item without waiting; false when the queue is full.
+func (sh *shard) push(it item, wake bool) bool {
+	select {
+	case sh.queue <- it:
+		if wake || sh.perPacket || len(sh.queue) >= wakeBacklog {
+			sh.wakeup()
+		}
+		return true
+	default:
+		sh.wakeup()
+		return false
+	}
+}
+
+func (sh *shard) wakeup() {
+	select {
+	case sh.wake <- struct{}{}:
+	default: // a token is already there
+	}
+}
+
+// run sends bursts until the engine closes.
+func (sh *shard) run() {
+	defer sh.ticker.Stop()
+	for {
+		select {
+		case <-sh.wake:
+		case now := <-sh.ticker.C:
+			sh.pace(now)
+		case <-sh.pool.stop:
+			return
+		}
+		sh.collect()
+		sh.send()
+	}
+}
+
+// collect takes what is queued and sorts it by viewer.
+func (sh *shard) collect() {
+	for {
+		select {
+		case it := <-sh.queue:
+			sh.route(it)
+		default:
+			return
+		}
+	}
+}
+
+func (sh *shard) route(it item) {
+	switch {
+	case it.to != nil:
+		for _, d := range it.to.downs {
+			sh.add(d, it.p)
+		}
+	case it.rp != nil:
+		sh.startReplay(it.d, it.rp)
+	default:
+		sh.queueFor(it.d, it.p) // a retransmission: at once, even during a replay
+	}
+}
+
+// add queues a live packet for a viewer's track, behind its replay if one
+// is going on.
+func (sh *shard) add(d *downTrack, p *packet) {
+	if d.rp != nil {
+		d.rp.hold(d, p)
+		return
+	}
+	sh.queueFor(d, p)
+}
+
+// queueFor puts a packet in the viewer's part of the burst.
+func (sh *shard) queueFor(d *downTrack, p *packet) {
+	s := d.sub
+	if s.gone.Load() {
+		return
+	}
+	if len(s.pending) == 0 {
+		sh.active = append(sh.active, s)
+	}
+	s.pending = append(s.pending, outPacket{d: d, p: p})
+}
+
+// send writes the burst to each of its viewers in turn, starting with a
+// different one each time so that none is always last.
+func (sh *shard) send() {
+	n := len(sh.active)
+	if n == 0 {
+		return
+	}
+	first := sh.start % n
+	for i := range n {
+		sh.active[(first+i)%n].sendPending()
+	}
+	sh.start++
+	clear(sh.active)
+	sh.active = sh.active[:0]
+}
+
+// sendPending writes a viewer's part of a burst as one batch of sends,
+// flushed at the end of each video frame: a frame's packets, which go to the
+// same address and are mostly of the same size, then leave in one system
+// call (see udpbatch).
+func (s *subscriber) sendPending() {
+	s.begin()
+	for i, o := range s.pending {
+		o.d.write(o.p)
+		if o.p.header.Marker && o.d.up.isVideo && i < len(s.pending)-1 {
+			s.flush()
+			s.begin()
+		}
+	}
+	s.flush()
+	clear(s.pending)
+	s.pending = s.pending[:0]
+}
+
+// removeShardDown returns fans without d in sh (nil when none is left).
+func withoutDown(fans []*fan, d *downTrack) []*fan {
+	out := make([]*fan, 0, len(fans))
+	for _, f := range fans {
+		if !slices.Contains(f.downs, d) {
+			out = append(out, f)
+			continue
+		}
+		downs := make([]*downTrack, 0, len(f.downs))
+		for _, x := range f.downs {
+			if x != d {
+				downs = append(downs, x)
+			}
+		}
+		if len(downs) > 0 {
+			out = append(out, &fan{sh: f.sh, downs: downs})
+		}
+	}
+	return out
+}
+
+// withDown returns fans with d added to its shard's.
+func withDown(fans []*fan, d *downTrack, sh *shard) []*fan {
+	out := make([]*fan, 0, len(fans)+1)
+	added := false
+	for _, f := range fans {
+		if f.sh == sh {
+			f = &fan{sh: sh, downs: append(slices.Clip(f.downs), d)}
+			added = true
+		}
+		out = append(out, f)
+	}
+	if !added {
+		out = append(out, &fan{sh: sh, downs: []*downTrack{d}})
+	}
+	return out
+}
