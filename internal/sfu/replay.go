@@ -20,6 +20,9 @@ const (
 	// minReplayRate (bytes/s) is the least a replay is sent at, whatever
 	// the group's bitrate: 2 Mbit/s.
 	minReplayRate = 250_000
+	// replayBurst (bytes) is the most a replay sends at once after a late
+	// tick (a busy machine): well within a client's socket buffer.
+	replayBurst = 64 << 10
 	// maxReplayHeld bounds the live packets held behind a replay; past it
 	// the rest is sent unpaced.
 	maxReplayHeld = 4096
@@ -91,7 +94,7 @@ func (sh *shard) pace(now time.Time) {
 			rp.next = len(rp.pkts)
 		}
 		if el := now.Sub(rp.last); el > 0 {
-			rp.tokens = min(rp.tokens+rp.rate*el.Seconds(), rp.rate*2*replayTick.Seconds())
+			rp.tokens = min(rp.tokens+rp.rate*el.Seconds(), max(replayBurst, rp.rate*2*replayTick.Seconds()))
 			rp.last = now
 		}
 		for rp.tokens > 0 && rp.next < len(rp.pkts) {

@@ -22,19 +22,18 @@ import (
 // shard's queue that is full drops the packet for that shard's viewers,
 // counted in theirs.
 
-// writerPool is the engine's shards. Their goroutines start with the first
-// viewer and end when the engine closes.
+// writerPool is the engine's shards. A shard's writer goroutine runs while
+// the shard has viewers: it starts with the first and ends with the last,
+// or when the engine closes, which waits for every writer.
 type writerPool struct {
 	e   *Engine
 	n   int
 	len int // each shard's queue length
 
-	mu      sync.Mutex
-	shards  []*shard
-	started bool
-	closed  bool
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	mu     sync.Mutex
+	shards []*shard
+	closed bool
+	wg     sync.WaitGroup
 }
 
 func newWriterPool(e *Engine) *writerPool {
@@ -42,23 +41,20 @@ func newWriterPool(e *Engine) *writerPool {
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	return &writerPool{e: e, n: n, len: 4 * e.cfg.QueueLength, stop: make(chan struct{})}
+	return &writerPool{e: e, n: n, len: 4 * e.cfg.QueueLength}
 }
 
-// assign gives a viewer the least loaded shard, starting the writers if
-// they are not running; nil once the engine has closed.
+// assign gives a viewer the least loaded shard, starting its writer if it
+// has none; nil once the engine has closed.
 func (w *writerPool) assign() *shard {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return nil
 	}
-	if !w.started {
-		w.started = true
+	if w.shards == nil {
 		for i := range w.n {
-			sh := newShard(w, i)
-			w.shards = append(w.shards, sh)
-			w.wg.Go(sh.run)
+			w.shards = append(w.shards, newShard(w, i))
 		}
 	}
 	best := w.shards[0]
@@ -68,14 +64,32 @@ func (w *writerPool) assign() *shard {
 		}
 	}
 	best.load++
+	if best.stop == nil {
+		// A new writer, which first waits for the one before to end: a
+		// shard's state is only ever one goroutine's.
+		stop, prev, done := make(chan struct{}), best.done, make(chan struct{})
+		best.stop, best.done = stop, done
+		w.wg.Go(func() {
+			defer close(done)
+			if prev != nil {
+				<-prev
+			}
+			best.run(stop)
+		})
+	}
 	return best
 }
 
-// release gives back a viewer's place in its shard.
+// release gives back a viewer's place in its shard, and stops the shard's
+// writer when it was the last.
 func (w *writerPool) release(sh *shard) {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	sh.load--
-	w.mu.Unlock()
+	if sh.load == 0 && sh.stop != nil {
+		close(sh.stop)
+		sh.stop = nil
+	}
 }
 
 // loads reports each shard's viewers (tests, stats).
@@ -92,9 +106,12 @@ func (w *writerPool) loads() []int {
 // close stops the writers and waits for them.
 func (w *writerPool) close() {
 	w.mu.Lock()
-	if !w.closed {
-		w.closed = true
-		close(w.stop)
+	w.closed = true
+	for _, sh := range w.shards {
+		if sh.stop != nil {
+			close(sh.stop)
+			sh.stop = nil
+		}
 	}
 	w.mu.Unlock()
 	w.wg.Wait()
@@ -125,7 +142,10 @@ type shard struct {
 	queue     chan item
 	wake      chan struct{} // holds a token when there is a burst to send
 	perPacket bool
-	load      int // viewers assigned, guarded by pool.mu
+	// Guarded by pool.mu: the viewers assigned, and the running writer's
+	// stop and the last writer's end (nil before the first).
+	load       int
+	stop, done chan struct{}
 
 	// The writer's own.
 	active  []*subscriber // viewers with packets to send in this burst
@@ -162,20 +182,30 @@ func (sh *shard) wakeup() {
 	}
 }
 
-// run sends bursts until the engine closes.
-func (sh *shard) run() {
-	defer sh.ticker.Stop()
+// run sends bursts until stop is closed.
+func (sh *shard) run(stop <-chan struct{}) {
+	defer sh.idle()
 	for {
 		select {
 		case <-sh.wake:
 		case now := <-sh.ticker.C:
 			sh.pace(now)
-		case <-sh.pool.stop:
+		case <-stop:
 			return
 		}
 		sh.collect()
 		sh.send()
 	}
+}
+
+// idle leaves the shard as a new writer expects it: no replay going on.
+func (sh *shard) idle() {
+	sh.ticker.Stop()
+	for _, d := range sh.replays {
+		d.rp = nil
+	}
+	clear(sh.replays)
+	sh.replays = sh.replays[:0]
 }
 
 // collect takes what is queued and sorts it by viewer.
