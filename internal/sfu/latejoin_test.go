@@ -23,7 +23,7 @@ import (
 // the cached group, about 500 KB, is paced rather than sent at once.
 func TestLateJoinerGetsTheGroupWithoutLoss(t *testing.T) {
 	const (
-		viewers   = 3
+		viewers   = 2
 		keyEvery  = 120 // frames: 4 s at 30 per second
 		joinAt    = 54  // frames into the group: 1.8 s, some 450 KB
 		lastFrame = 115 // before the next keyframe

@@ -22,7 +22,7 @@ const (
 	minReplayRate = 250_000
 	// replayBurst (bytes) is the most a replay sends at once after a late
 	// tick (a busy machine): well within a client's socket buffer.
-	replayBurst = 64 << 10
+	replayBurst = 32 << 10
 	// maxReplayHeld bounds the live packets held behind a replay; past it
 	// the rest is sent unpaced.
 	maxReplayHeld = 4096
