@@ -14,7 +14,8 @@ import (
 // -relay-fanout 1, so that b pulls from the origin and c from b. Each
 // relay carries every layer (its endpoint says so), and the viewers of b
 // and c get the layer they ask for: WHEP ?layer=l and ?layer=h on b, a
-// WebSocket viewer on c moved by setLayer.
+// WebSocket viewer on c moved by setLayer, also after b dies and c pulls
+// from a.
 func TestClusterSimulcastRelay(t *testing.T) {
 	srv := redistest.Start(t)
 	fan := []string{"-relay-fanout", "1"}
@@ -99,5 +100,21 @@ func TestClusterSimulcastRelay(t *testing.T) {
 		if err := p.Check(); err != nil {
 			t.Error(err)
 		}
+	}
+
+	// c's parent dies: c pulls every layer again from a, and its viewer
+	// stays on its layer, then moves to another.
+	b.kill9()
+	waitFor(t, "c pulling again", func() bool { return c.count(`msg="pulling room again"`) == 1 })
+	onLayer(ws.Peer, "c's WebSocket viewer pinned to l, after c pulled again", 0)
+	if err := ws.WS.Send(map[string]string{"id": "setLayer", "layer": "h"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ws.WS.NextWithin(timeout, "setLayerResponse"); err != nil {
+		t.Fatal(err)
+	}
+	onLayer(ws.Peer, "c's WebSocket viewer pinned to h, after c pulled again", 2)
+	if err := ws.Peer.Check(); err != nil {
+		t.Error(err)
 	}
 }
