@@ -37,11 +37,11 @@ import (
 type directPath struct {
 	sub  *subscriber
 	keys dtlsSecrets
-	ice  *webrtc.ICETransport // set before the viewer connects
 	// packets counts those sent directly (EndpointStats.PacketsDirect).
 	packets atomic.Uint64
 
-	mu    sync.Mutex // the writer's; the pair watcher's when it switches
+	mu    sync.Mutex           // the writer's; the pair watcher's when it switches
+	ice   *webrtc.ICETransport // set before the viewer connects
 	state directState
 	route directRoute
 	ctx   *srtp.Context
@@ -95,7 +95,9 @@ func (o *directPath) configure(se *webrtc.SettingEngine) error {
 
 // watch follows the viewer's selected candidate pair.
 func (o *directPath) watch(ice *webrtc.ICETransport) {
+	o.mu.Lock()
 	o.ice = ice
+	o.mu.Unlock()
 	ice.OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) { o.follow(pair) })
 }
 

@@ -78,7 +78,7 @@ func (e *Endpoint) negotiateSubscriber(ctx context.Context, offer string, gather
 		}
 		d := d
 		e.goroutine(func() { d.readRTCP(sender) })
-		if sub.direct != nil && sub.direct.ice == nil {
+		if sub.direct != nil && d == sub.downs[0] { // one ICE transport for all (BUNDLE)
 			sub.direct.watch(sender.Transport().ICETransport())
 		}
 	}
