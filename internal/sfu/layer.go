@@ -139,8 +139,8 @@ func (s *layerSel) detach() {
 func (s *layerSel) sync() {
 	s.memb.Lock()
 	defer s.memb.Unlock()
-	if s.detached {
-		return
+	if s.detached || s.d.sub.sh.Load() == nil {
+		return // not attached yet: attach joins the layer wanted then
 	}
 	s.mu.Lock()
 	cur, want := s.cur, s.want

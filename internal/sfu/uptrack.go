@@ -239,6 +239,10 @@ func (t *upTrack) addDown(c consumer) {
 	}
 	if d, ok := c.(*downTrack); ok {
 		sh := d.sub.sh.Load()
+		if sh == nil { // not attached (subscriber.attach): nothing to send to
+			t.mu.Unlock()
+			return
+		}
 		if len(replay) > 0 && !sh.push(item{d: d, rp: newReplay(replay, t.codec.ClockRate, t.bitrate())}, true) {
 			replay = nil
 		}
@@ -262,7 +266,9 @@ func (t *upTrack) addDownLive(c consumer) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if d, ok := c.(*downTrack); ok {
-		t.fans = withDown(t.fans, d, d.sub.sh.Load())
+		if sh := d.sub.sh.Load(); sh != nil {
+			t.fans = withDown(t.fans, d, sh)
+		}
 		return
 	}
 	t.downs = append(slices.Clip(t.downs), c)

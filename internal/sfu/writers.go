@@ -289,7 +289,7 @@ func (s *subscriber) sendPending() {
 	s.pending = s.pending[:0]
 }
 
-// removeShardDown returns fans without d in sh (nil when none is left).
+// withoutDown returns fans without d, and without a fan left empty.
 func withoutDown(fans []*fan, d *downTrack) []*fan {
 	out := make([]*fan, 0, len(fans))
 	for _, f := range fans {
