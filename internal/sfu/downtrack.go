@@ -36,8 +36,9 @@ type subscriber struct {
 	reports bool
 	direct  *directPath
 
-	sh   atomic.Pointer[shard] // from attach on
-	gone atomic.Bool           // detached: nothing more is sent
+	ice  atomic.Pointer[webrtc.ICETransport] // the viewer's, once negotiated
+	sh   atomic.Pointer[shard]               // from attach on
+	gone atomic.Bool                         // detached: nothing more is sent
 	// pending is the viewer's part of the burst its shard's writer is
 	// sending; the writer alone uses it.
 	pending []outPacket
@@ -78,15 +79,32 @@ func (s *subscriber) attach() {
 	if s.attached || s.detached {
 		return
 	}
-	sh := s.ep.p.engine.writers.assign()
+	own := s.overTCP()
+	sh := s.ep.p.engine.writers.assign(own)
 	if sh == nil {
 		return // the engine is closing
+	}
+	if own {
+		s.ep.log.Debug("viewer over ICE-TCP: a writer of its own")
 	}
 	s.sh.Store(sh)
 	s.attached = true
 	for _, d := range s.downs {
 		d.join()
 	}
+}
+
+// overTCP tells whether the viewer's media goes over ICE-TCP: a write to a
+// TCP connection whose buffer is full blocks (pion's TCP path cannot drop a
+// datagram), so such a viewer gets a writer of its own, which only it can
+// stall.
+func (s *subscriber) overTCP() bool {
+	t := s.ice.Load()
+	if t == nil {
+		return false
+	}
+	pair, err := t.GetSelectedCandidatePair()
+	return err == nil && pair != nil && pair.Local != nil && pair.Local.Protocol == webrtc.ICEProtocolTCP
 }
 
 // detach leaves the broadcast; nothing is sent to the viewer after it.

@@ -78,8 +78,11 @@ func (e *Endpoint) negotiateSubscriber(ctx context.Context, offer string, gather
 		}
 		d := d
 		e.goroutine(func() { d.readRTCP(sender) })
-		if sub.direct != nil && d == sub.downs[0] { // one ICE transport for all (BUNDLE)
-			sub.direct.watch(sender.Transport().ICETransport())
+		if d == sub.downs[0] { // one ICE transport for all (BUNDLE)
+			sub.ice.Store(sender.Transport().ICETransport())
+			if sub.direct != nil {
+				sub.direct.watch(sender.Transport().ICETransport())
+			}
 		}
 	}
 	answer, err := e.finishOffer(ctx, pc, gathered)

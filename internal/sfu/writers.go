@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"maps"
 	"runtime"
 	"slices"
 	"sync"
@@ -32,6 +33,7 @@ type writerPool struct {
 
 	mu     sync.Mutex
 	shards []*shard
+	own    map[*shard]bool // shards of a single viewer (assign)
 	closed bool
 	wg     sync.WaitGroup
 }
@@ -45,16 +47,26 @@ func newWriterPool(e *Engine) *writerPool {
 }
 
 // assign gives a viewer the least loaded shard, starting its writer if it
-// has none; nil once the engine has closed.
-func (w *writerPool) assign() *shard {
+// has none, or with own a shard of its own; nil once the engine has closed.
+func (w *writerPool) assign(own bool) *shard {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return nil
 	}
+	if own {
+		sh := newShard(w, -1, w.e.cfg.QueueLength)
+		if w.own == nil {
+			w.own = map[*shard]bool{}
+		}
+		w.own[sh] = true
+		sh.load = 1
+		w.start(sh)
+		return sh
+	}
 	if w.shards == nil {
 		for i := range w.n {
-			w.shards = append(w.shards, newShard(w, i))
+			w.shards = append(w.shards, newShard(w, i, w.len))
 		}
 	}
 	best := w.shards[0]
@@ -65,19 +77,23 @@ func (w *writerPool) assign() *shard {
 	}
 	best.load++
 	if best.stop == nil {
-		// A new writer, which first waits for the one before to end: a
-		// shard's state is only ever one goroutine's.
-		stop, prev, done := make(chan struct{}), best.done, make(chan struct{})
-		best.stop, best.done = stop, done
-		w.wg.Go(func() {
-			defer close(done)
-			if prev != nil {
-				<-prev
-			}
-			best.run(stop)
-		})
+		w.start(best)
 	}
 	return best
+}
+
+// start runs a new writer for sh, which first waits for the one before to
+// end: a shard's state is only ever one goroutine's. w.mu is held.
+func (w *writerPool) start(sh *shard) {
+	stop, prev, done := make(chan struct{}), sh.done, make(chan struct{})
+	sh.stop, sh.done = stop, done
+	w.wg.Go(func() {
+		defer close(done)
+		if prev != nil {
+			<-prev
+		}
+		sh.run(stop)
+	})
 }
 
 // release gives back a viewer's place in its shard, and stops the shard's
@@ -89,6 +105,9 @@ func (w *writerPool) release(sh *shard) {
 	if sh.load == 0 && sh.stop != nil {
 		close(sh.stop)
 		sh.stop = nil
+	}
+	if sh.load == 0 {
+		delete(w.own, sh)
 	}
 }
 
@@ -107,7 +126,7 @@ func (w *writerPool) loads() []int {
 func (w *writerPool) close() {
 	w.mu.Lock()
 	w.closed = true
-	for _, sh := range w.shards {
+	for _, sh := range append(slices.Collect(maps.Keys(w.own)), w.shards...) {
 		if sh.stop != nil {
 			close(sh.stop)
 			sh.stop = nil
@@ -154,10 +173,10 @@ type shard struct {
 	ticker  *time.Ticker  // paces replays while there are any
 }
 
-func newShard(w *writerPool, i int) *shard {
+func newShard(w *writerPool, i, queueLen int) *shard {
 	t := time.NewTicker(time.Hour)
 	t.Stop()
-	return &shard{pool: w, idx: i, queue: make(chan item, w.len), wake: make(chan struct{}, 1),
+	return &shard{pool: w, idx: i, queue: make(chan item, queueLen), wake: make(chan struct{}, 1),
 		perPacket: w.e.cfg.SendPerPacket, ticker: t}
 }
 
