@@ -4,10 +4,13 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pion/transport/v5"
 	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/onair-live/onair/internal/leakcheck"
 )
 
 // Viewers spread over several writers each get every packet of every frame,
@@ -117,4 +120,49 @@ func (c *stallConn) ReadFrom(b []byte) (int, net.Addr, error) {
 func (c *stallConn) Close() error {
 	c.once.Do(func() { close(c.closed) })
 	return c.UDPConn.Close()
+}
+
+// A shard's writer runs while the shard has viewers: once the last leaves,
+// no writer is left, and the next viewer starts one again.
+func TestWritersEndWithTheirViewers(t *testing.T) {
+	leakcheck.Check(t)
+	up, subs, stop := benchTrackConfig(t, 5, Config{Writers: 2})
+	defer stop()
+	if l := up.ep.p.engine.writers.loads(); len(l) != 2 || l[0]+l[1] != 5 || l[0] < 2 || l[1] < 2 {
+		t.Fatalf("viewers per shard %v, want 5 over 2", l)
+	}
+	w := &recordingWriter{}
+	setWriter(subs[4].downs[0], w)
+	for seq := range uint16(10) {
+		p, err := newPacket(rawPacket(seq))
+		if err != nil {
+			t.Fatal(err)
+		}
+		up.dispatch(p)
+	}
+	waitFor(t, func() bool { return w.n.Load() == 10 })
+	for _, s := range subs {
+		s.detach()
+	}
+	ended := make(chan struct{})
+	go func() {
+		up.ep.p.engine.writers.wg.Wait()
+		close(ended)
+	}()
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("writers still run after their viewers left")
+	}
+
+	more, stopMore := benchViewers(up.ep.p, up, 1, nil)
+	defer stopMore()
+	w = &recordingWriter{}
+	setWriter(more[0].downs[0], w)
+	p, err := newPacket(rawPacket(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up.dispatch(p) // after the replay of the last keyframe (9)
+	waitFor(t, func() bool { h := w.last.Load(); return h != nil && h.SequenceNumber == 10 })
 }
