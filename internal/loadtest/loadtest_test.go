@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -201,6 +202,10 @@ func TestRealRuns(t *testing.T) {
 				}
 				if i == 0 && num(t, s, "server.seconds") <= 0 {
 					t.Errorf("no server usage with -pid: %v", s["serverError"])
+				}
+				if i == 0 && (num(t, s, "floorUs") <= 0 || num(t, s, "serverCpuPerPacketUs") <= 0 ||
+					math.Abs(num(t, s, "floorRatio")-num(t, s, "serverCpuPerPacketUs")/num(t, s, "floorUs")) > 1e-6) {
+					t.Errorf("with -pid: floor %v µs, server %v µs per packet, ratio %v", s["floorUs"], s["serverCpuPerPacketUs"], s["floorRatio"])
 				}
 				if len(lines) != viewers {
 					t.Errorf("%d viewer lines, want %d", len(lines), viewers)

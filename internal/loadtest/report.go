@@ -64,7 +64,14 @@ type Summary struct {
 	ServerError        string     `json:"serverError,omitempty"`
 	Tool               ProcUsage  `json:"tool"`
 	ServerCPUPerViewer float64    `json:"serverCpuCorePercentPerViewer,omitempty"`
-	ToolCPUPerViewer   float64    `json:"toolCpuCorePercentPerViewer"`
+	// ServerCPUPerPacket is the server's CPU time over the window per packet
+	// the viewers received, in µs; FloorUs the machine's floor measured
+	// before the viewers joined (-floor), and FloorRatio the first over the
+	// second: 1.0 is a server that costs what a bare encrypt-and-send costs.
+	ServerCPUPerPacket float64 `json:"serverCpuPerPacketUs,omitempty"`
+	FloorUs            float64 `json:"floorUs,omitempty"`
+	FloorRatio         float64 `json:"floorRatio,omitempty"`
+	ToolCPUPerViewer   float64 `json:"toolCpuCorePercentPerViewer"`
 	// HLSHoldBackMs is the playlists' PART-HOLD-BACK: how far behind the
 	// newest part a player starts (-protocol hls).
 	HLSHoldBackMs      float64 `json:"hlsPartHoldBackMs,omitempty"`
@@ -233,6 +240,13 @@ func writeTable(w io.Writer, s *Summary) {
 	if s.Server != nil {
 		fmt.Fprintf(w, "server (pid %s): %s\n", s.Server.PID, usageText(*s.Server))
 		fmt.Fprintf(w, "server per viewer: %.3f%% of a core\n", s.ServerCPUPerViewer)
+		if s.ServerCPUPerPacket > 0 {
+			fmt.Fprintf(w, "server per packet: %.2f µs", s.ServerCPUPerPacket)
+			if s.FloorUs > 0 {
+				fmt.Fprintf(w, "; floor %.2f µs (AES-GCM seal + sendto), ratio %.2f", s.FloorUs, s.FloorRatio)
+			}
+			fmt.Fprintln(w)
+		}
 	}
 	if s.HLSHoldBackMs > 0 {
 		fmt.Fprintf(w, "hls: \"forwarding\" is a frame's age when its part arrives; a player shows it PART-HOLD-BACK (%.0f ms) later:\n"+

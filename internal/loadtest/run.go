@@ -91,6 +91,7 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 		return nil, err
 	}
 	toolBefore, _ := sysstat.ReadProcess("self") // the tool with its publisher and no viewer
+	floor := r.measureFloor()
 
 	stopProgress := r.startProgress()
 	r.setPhase("joining")
@@ -130,6 +131,7 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 		s.PublisherPacketsPerSecond = float64(pub1-pub0) / secs
 	}
 	s.addCosts(o.PID, server, tool, toolBefore)
+	s.addFloor(floor)
 	if machineOK {
 		s.MachineBusy = &machineBusy
 	}
@@ -172,6 +174,34 @@ func (s *Summary) addCosts(pid int, server, tool *procWatch, toolBefore sysstat.
 		if toolBefore.RSSBytes > 0 {
 			s.ToolRSSPerViewerKB = (s.Tool.RSSEndMB*(1<<20) - float64(toolBefore.RSSBytes)) / 1024 / n
 		}
+	}
+}
+
+// measureFloor measures the machine's floor with -floor and -pid, while
+// only the publisher runs: the server's CPU per packet is compared with it.
+func (r *runner) measureFloor() float64 {
+	if !r.o.Floor || r.o.PID <= 0 {
+		return 0
+	}
+	r.setPhase("floor")
+	f, err := MeasureFloor(5, 50000)
+	if err != nil {
+		fmt.Fprintf(r.log, "loadtest: floor not measured: %v\n", err)
+		return 0
+	}
+	return f.Microseconds
+}
+
+// addFloor adds the server's CPU per packet received, and its ratio to the
+// floor (µs, 0 when not measured).
+func (s *Summary) addFloor(floorUs float64) {
+	if s.Server == nil || s.PacketsPerSecond <= 0 {
+		return
+	}
+	s.ServerCPUPerPacket = s.Server.CPUCorePercent / 100 / s.PacketsPerSecond * 1e6
+	if floorUs > 0 {
+		s.FloorUs = floorUs
+		s.FloorRatio = s.ServerCPUPerPacket / floorUs
 	}
 }
 
