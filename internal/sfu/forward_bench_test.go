@@ -129,6 +129,9 @@ func benchForward(b *testing.B, up *upTrack, subs []*subscriber) {
 			b.Fatal(err)
 		}
 		p.layer = up.layer // as the read loop does
+		// numbered on, as a presenter's are: a repeated number would be a
+		// duplicate, which dispatch drops
+		p.header.SequenceNumber, p.header.Timestamp = uint16(i), uint32(i/perFrame)*3000
 		up.dispatch(p)
 		// Keep the queues from overflowing: wait when one is half full.
 		if i%512 == 511 {

@@ -40,6 +40,8 @@ type upTrack struct {
 	layer int8
 	group *layerGroup
 	rate  *rateMeter
+	// duplicates counts the copies of packets already forwarded, dropped.
+	duplicates atomic.Uint64
 
 	mu         sync.Mutex // guards cache, GOP state and membership changes
 	cache      *packetCache
@@ -135,6 +137,16 @@ func (t *upTrack) readLoop(remote *webrtc.TrackRemote, accept func(*packet) bool
 // every other consumer.
 func (t *upTrack) dispatch(p *packet) {
 	t.mu.Lock()
+	if had := t.cache.get(p.header.SequenceNumber); had != nil && had.header.Timestamp == p.header.Timestamp {
+		// A copy of a packet already forwarded: a presenter's RTX padding
+		// (Chromium probes its uplink with copies of recent packets) or a
+		// retransmission that crossed the original. Each viewer has it
+		// already; a second copy is dropped by its SRTP replay check,
+		// which its transport-wide feedback reports as a loss.
+		t.mu.Unlock()
+		t.duplicates.Add(1)
+		return
+	}
 	if t.isVideo {
 		t.trackGOP(p)
 		p.wake = t.burst.ends(p)
