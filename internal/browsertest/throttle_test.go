@@ -353,30 +353,36 @@ func TestThrottledViewerPlaysTheLowLayer(t *testing.T) {
 	t.Logf("the throttled viewer plays the low layer: %+v; tc: %s", onServer["throttled@onair.test"], sh.stats())
 	staysOnLow(t, srv, sh, throttled, lowHeight, viewers)
 
-	// The other viewer usually plays a better layer: the best that flows
-	// (Chromium stops its top layer when its CPU is short). Not asserted:
-	// on a busy machine the server sometimes moves this unshaped viewer to
-	// the low layer too, and keeps it there for more than 30 s, because
-	// its probes see loss (30-75%) that the kernel did not cause (no
-	// RcvbufErrors, nothing dropped outside the shaped class).
+	// The other viewer plays a better layer: the best that flows (Chromium
+	// stops its top layer when its CPU is short). Its probes up from the
+	// low layer once saw 30-78% loss that was none: the presenter's RTX
+	// padding, copies of packets already forwarded, was forwarded again and
+	// dropped by the viewer's SRTP replay check (docs/simulcast.md).
 	var fm media
 	if !waitFor(30*time.Second, func() bool {
 		onServer = srv.viewerLayers(t, presenterID)
 		fm, err = free.media()
 		return err == nil && aboveLow(onServer["free@onair.test"].Layer) && fm.VideoHeight > lowHeight
 	}) {
-		t.Logf("NOTE: the unthrottled viewer is not above the low layer: server %+v, page %dx%d (%v)", onServer, fm.VideoWidth, fm.VideoHeight, err)
+		t.Errorf("the unthrottled viewer is not above the low layer: server %+v, page %dx%d (%v)", onServer, fm.VideoWidth, fm.VideoHeight, err)
 	} else {
 		t.Logf("the unthrottled viewer plays layer %s, %dx%d", onServer["free@onair.test"].Layer, fm.VideoWidth, fm.VideoHeight)
 	}
 	throttled.screenshot("throttled-low-layer")
 	free.screenshot("unthrottled")
 
-	// Not asserted: that it climbs back once the shaping is gone. On this
-	// machine it took 34-47 s, or more than 60 s, the server's probes on
-	// the low layer seeing 30-78% loss that the page does not see (its
-	// packetsLost stays put).
+	// Not asserted, measured: how long the throttled viewer takes to climb
+	// back once the shaping is gone.
 	sh.remove()
+	removed := time.Now()
+	if waitFor(45*time.Second, func() bool {
+		onServer = srv.viewerLayers(t, presenterID)
+		return aboveLow(onServer["throttled@onair.test"].Layer)
+	}) {
+		t.Logf("the throttled viewer is back on layer %s %s after the shaping went", onServer["throttled@onair.test"].Layer, time.Since(removed).Round(100*time.Millisecond))
+	} else {
+		t.Logf("NOTE: the throttled viewer is still on the low layer 45 s after the shaping went: %+v", onServer)
+	}
 	presenter.click("end-btn")
 	waitAllWatch(t, viewers, "ended", 10*time.Second)
 	srv.waitEmpty(t, 10*time.Second)

@@ -168,7 +168,8 @@ func (s *layerSel) step(now time.Time, ep *Endpoint, sub *subscriber, audio *upT
 	case b.probing && (signalled || loss >= lossProbe):
 		// The probe's padding found the limit: without it, the path
 		// carried the step before this one.
-		ep.log.Debug("simulcast probe stopped", "loss", loss, "probe", int(b.probeRate), "send", int(b.sendRate))
+		ep.log.Debug("simulcast probe stopped", "loss", loss, "reportLoss", float64(b.rrLoss.Load())/256,
+			"probe", int(b.probeRate), "send", int(b.sendRate))
 		b.est, b.decreasedAt = max(b.probeBase, b.probeRate/probeStep), now
 		s.probeFailed(now)
 	case congested && now.Sub(b.decreasedAt) < downSettle:
