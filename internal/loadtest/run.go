@@ -184,7 +184,7 @@ func (r *runner) measureFloor() float64 {
 		return 0
 	}
 	r.setPhase("floor")
-	f, err := MeasureFloor(5, 50000)
+	f, err := MeasureFloor(5, 100000)
 	if err != nil {
 		fmt.Fprintf(r.log, "loadtest: floor not measured: %v\n", err)
 		return 0
