@@ -74,7 +74,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		UDPPortMin: cfg.UDPPortMin, UDPPortMax: cfg.UDPPortMax, UDPMuxPort: cfg.UDPMuxPort, TCPMuxPort: cfg.ICETCPPort,
 		PublicIPs: cfg.PublicIPs, Loopback: cfg.ICELoopback, AllowedIPs: cfg.ICEAllowedIPs,
 		DisconnectTimeout: cfg.DisconnectTimeout, ConnectTimeout: cfg.ConnectTimeout,
-		PresenterWait: cfg.PresenterWait, MaxVideoBitrate: cfg.MaxVideoBitrate, Logger: log,
+		PresenterWait: cfg.PresenterWait, MaxVideoBitrate: cfg.MaxVideoBitrate, Writers: cfg.MediaWriters, Logger: log,
 		OnConnect: obs.connected,
 	})
 	if err != nil {

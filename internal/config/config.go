@@ -37,6 +37,7 @@ type Config struct {
 	ICEAllowedIPs          []netip.Prefix
 	ICEServers             []media.ICEServer
 	MaxVideoBitrate        int // bit/s, 0 = no cap
+	MediaWriters           int // goroutines sending to viewers, 0 = one per core
 
 	// Timeouts.
 	DisconnectTimeout time.Duration
@@ -89,6 +90,7 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 	fs.BoolVar(&c.ICELoopback, "ice-loopback", false, "offer loopback ICE candidates (tests and local demos)")
 	allowed := fs.String("ice-allowed-ips", "", "comma-separated local IPs or prefixes to gather candidates on (default: all)")
 	iceServers := fs.String("ice-servers", "", "comma-separated STUN/TURN URLs handed to clients; TURN credentials as turn:user:pass@host:port")
+	fs.IntVar(&c.MediaWriters, "media-writers", 0, "goroutines that send media to viewers, each to a shard of them (0: one per core)")
 	kbps := fs.Int("max-video-kbps", 0, "video bitrate asked of presenters, in kbit/s (0: no cap)")
 	fs.DurationVar(&c.DisconnectTimeout, "disconnect-timeout", 15*time.Second, "end a session whose media stays disconnected this long")
 	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", 30*time.Second, "end a session whose media has not connected this long after its offer")
@@ -193,6 +195,9 @@ func (c *Config) parseLists(udpRange, publicIPs, allowed, iceServers, streamKeys
 	}
 	if kbps < 0 {
 		return errors.New("-max-video-kbps must not be negative")
+	}
+	if c.MediaWriters < 0 {
+		return errors.New("-media-writers must not be negative")
 	}
 	c.MaxVideoBitrate = kbps * 1000
 	return nil
