@@ -358,6 +358,9 @@ func (d *downTrack) keyTrack() *upTrack {
 func (d *downTrack) lookup(seq uint16) *packet {
 	if d.sel != nil {
 		p := d.sel.lookup(seq)
+		if p != nil && time.Since(p.arrival) > resendMaxAge {
+			return nil // too late to be played
+		}
 		if p != nil && !d.sel.resend.allow(seq, len(p.payload)+12, d.sel.keyTrack().bitrate()) {
 			return nil
 		}
@@ -369,8 +372,13 @@ func (d *downTrack) lookup(seq uint16) *packet {
 // resendGuard bounds a simulcast viewer's retransmissions: a packet is sent
 // again at most once per resendEvery, and retransmissions take at most
 // resendShare of the layer's bitrate. Without it, a viewer behind a
-// bottleneck asks again for what the bottleneck dropped, and the
-// retransmissions, dropped in turn, grow until they crowd out the media.
+// bottleneck asks again for what the bottleneck dropped, and the retransmissions, dropped in turn, grow until they crowd
+// out the media. A packet that came more than resendMaxAge ago is not sent
+// again at all (downTrack.lookup): a viewer asks, again and again, for
+// packets lost while it was on a higher layer long after they could be
+// played, and when they have fallen out of its SRTP replay window (64
+// packets for pion) it drops each copy unread, which its transport-wide
+// feedback reports as a loss: a steady 20-25% that failed every probe.
 type resendGuard struct {
 	mu     sync.Mutex
 	seq    [512]uint16
@@ -380,9 +388,10 @@ type resendGuard struct {
 }
 
 const (
-	resendEvery = 150 * time.Millisecond
-	resendShare = 0.25
-	resendMin   = 100_000 // bit/s allowed whatever the layer's bitrate
+	resendEvery  = 150 * time.Millisecond
+	resendMaxAge = time.Second
+	resendShare  = 0.25
+	resendMin    = 100_000 // bit/s allowed whatever the layer's bitrate
 )
 
 func (g *resendGuard) allow(seq uint16, size int, layerBPS int64) bool {
