@@ -99,9 +99,12 @@ type bweState struct {
 	probing      bool
 	probeRate    float64
 	probeBase    float64 // the estimate when the probe began
-	probeStepAt  time.Time
-	probeNext    time.Time
-	backoff      time.Duration
+	// sent is the most the viewer was sent without loss since the estimate
+	// last fell for congestion: what it is known to carry.
+	sent        float64
+	probeStepAt time.Time
+	probeNext   time.Time
+	backoff     time.Duration
 
 	rrLoss atomic.Uint32 // the newest receiver report's fraction lost (of 256)
 	rrAt   atomic.Int64  // when it came, in Unix nanoseconds
@@ -177,12 +180,13 @@ func (s *layerSel) step(now time.Time, ep *Endpoint, sub *subscriber, audio *upT
 	case congested:
 		through := b.sendRate * (1 - loss) * 0.9
 		if b.est == 0 || through < b.est {
-			b.est, b.decreasedAt = through, now
+			b.est, b.decreasedAt, b.sent = through, now, 0
 		}
 		b.overuseSince = time.Time{}
 		s.probeFailed(now)
 	case loss < lossUp && b.est > 0:
 		b.est = max(b.est, b.sendRate)
+		b.sent = max(b.sent, b.sendRate)
 	}
 	s.estimate.Store(int64(b.est))
 	s.choose(now, audio)
@@ -257,7 +261,10 @@ func (s *layerSel) choose(now time.Time, audio *upTrack) {
 	if s.g.layers[next].bitrate() == 0 {
 		return // paused by the presenter
 	}
-	if b.est == 0 || b.est >= need(next) {
+	// Up only on what was sent: an estimate left by a decrease (what got
+	// through a congested path, less a margin) may be just above the next
+	// layer, but the next layer's rate varies more than that margin.
+	if b.est == 0 || min(b.est, b.sent) >= need(next) {
 		if b.aboveSince.IsZero() {
 			b.aboveSince = now
 		}
