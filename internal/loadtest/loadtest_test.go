@@ -293,13 +293,23 @@ func TestSharedSocketRun(t *testing.T) {
 	checkGoroutines(t)
 	url, a := startServer(t)
 	const viewers = 6
-	for i, c := range []struct{ protocol, codec string }{{"ws", "h264"}, {"whep", "vp8"}} {
-		t.Run(c.protocol, func(t *testing.T) {
+	for i, c := range []struct {
+		protocol, codec string
+		gro             bool
+	}{{"ws", "h264", true}, {"whep", "vp8", true}, {"ws", "h264", false}} {
+		t.Run(c.protocol+"/gro="+strconv.FormatBool(c.gro), func(t *testing.T) {
 			s, lines, table := runLoad(t, "-url", url, "-protocol", c.protocol, "-codec", c.codec,
 				"-viewers", strconv.Itoa(viewers), "-shared-sockets", "2", "-sample-viewers", "2",
 				"-rate", "50", "-duration", "3s", "-progress", "0", "-bitrate", "1M", "-keyint", "1s",
-				"-room", "shared-"+strconv.Itoa(i))
+				"-room", "shared-"+strconv.Itoa(i), "-udp-gro="+strconv.FormatBool(c.gro))
 			t.Logf("\n%s", table)
+			// On Linux the kernel takes UDP_GRO, and the server's GSO
+			// messages (a frame each) then arrive whole and are split.
+			if gro := s["udpGro"] == true; gro != (c.gro && runtime.GOOS == "linux") {
+				t.Errorf("udpGro = %v with -udp-gro=%v on %s", s["udpGro"], c.gro, runtime.GOOS)
+			} else if gro && num(t, s, "udpGroCoalesced") == 0 {
+				t.Error("no read returned coalesced datagrams")
+			}
 			if got := num(t, s, "viewersConnected"); got != viewers {
 				t.Fatalf("viewers connected: %v, want %d (failures: %v)", got, viewers, s["failures"])
 			}

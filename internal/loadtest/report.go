@@ -89,6 +89,10 @@ type Summary struct {
 	// keyframe (-sample-viewers): forwarding latency is the others'.
 	SharedSockets     int `json:"sharedSockets,omitempty"`
 	ViewersHeaderOnly int `json:"viewersHeaderOnly,omitempty"`
+	// UDPGRO: the shared sockets received with UDP_GRO (-udp-gro);
+	// UDPGROCoalesced, how many of their reads returned several datagrams.
+	UDPGRO          bool   `json:"udpGro"`
+	UDPGROCoalesced uint64 `json:"udpGroCoalesced,omitempty"`
 
 	LeaveErrors int    `json:"leaveErrors"`
 	EndError    string `json:"endError,omitempty"`
@@ -105,7 +109,11 @@ func (r *runner) summarize(window time.Duration) *Summary {
 	s := &Summary{Type: "summary", Started: r.began, URL: o.URL, Room: o.Room, Protocol: o.Protocol,
 		Publish: o.Publish, Codec: o.Codec, Bitrate: o.Bitrate, FPS: o.FPS, KeyInt: o.KeyInt.Seconds(),
 		HonorPLI: o.HonorPLI, Audio: o.Audio, Rate: o.Rate, Window: window.Seconds(),
-		ViewersRequested: o.Viewers, SharedSockets: o.SharedSockets}
+		ViewersRequested: o.Viewers, SharedSockets: o.SharedSockets, UDPGRO: len(r.socks) > 0}
+	for _, sock := range r.socks {
+		s.UDPGRO = s.UDPGRO && sock.gro
+		s.UDPGROCoalesced += sock.coalesced.Load()
+	}
 	if len(o.ViewerURLs) > 1 || (len(o.ViewerURLs) == 1 && o.ViewerURLs[0] != o.URL) {
 		s.ViewerURLs = o.ViewerURLs
 		for _, h := range r.nodeVideo {

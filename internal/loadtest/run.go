@@ -71,7 +71,7 @@ func run(ctx context.Context, o *Options, log io.Writer, out *jsonLines) (*Summa
 	}
 	var socks []*sharedSocket
 	if o.Protocol != "hls" {
-		socks, err = openSharedSockets(o.SharedSockets, o.Viewers, o.LoopbackOnly, o.Simulcast)
+		socks, err = openSharedSockets(o.SharedSockets, o.Viewers, o.LoopbackOnly, o.Simulcast, o.UDPGRO)
 	}
 	if err != nil {
 		return nil, err

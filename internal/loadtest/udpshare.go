@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -32,6 +33,21 @@ import (
 // batchSize is how many packets one read of a shared socket may return.
 const batchSize = 64
 
+// With UDP_GRO on (-udp-gro, the default where the kernel takes it), the
+// kernel hands a shared socket a UDP GSO message (the server sends a
+// viewer's frame as one) whole instead of delivering its datagrams one by
+// one: a read returns them coalesced, with a control message giving the
+// segment size, and the socket splits them. A real NIC's receiver does this
+// work on its own host; over loopback, without GRO, the kernel does it in
+// the server's sendmsg and charges the server for the tool's receive path.
+// A GRO read may be up to 64 KiB, so such a socket reads fewer, larger
+// messages per batch.
+const (
+	groBatchSize = 16
+	groBufSize   = 64 << 10
+	groOOBSize   = 64
+)
+
 // srtpTagLen is what SRTP adds to an RTP packet with AES-GCM (which the
 // tool offers first and the server prefers): a header-only viewer counts the
 // bytes of the RTP packet without it, as a decrypting one does.
@@ -45,9 +61,18 @@ type sharedSocket struct {
 	mux  *ice.UDPMuxDefault
 	api  *webrtc.API
 
-	// Read by the mux's one reading goroutine.
+	gro bool // UDP_GRO is on
+	// coalesced counts the reads that returned several datagrams (GRO).
+	coalesced atomic.Uint64
+
+	// Read by the mux's one reading goroutine: the batch, the next message
+	// in it, and what is left of the message being split (GRO), in
+	// segments of seg bytes, from the address from.
 	msgs       []ipv4.Message
 	next, have int
+	rest       []byte
+	seg        int
+	from       netip.AddrPort
 
 	mu         sync.Mutex
 	headerOnly map[netip.AddrPort]*viewer // by the server address sending to it
@@ -57,8 +82,8 @@ type sharedSocket struct {
 const maxSharedBuffer = 256 << 20
 
 // newSharedSocket opens a socket on host (port 0) for about viewers
-// viewers, and the API whose viewers use it.
-func newSharedSocket(host string, simulcast bool, viewers int) (*sharedSocket, error) {
+// viewers, and the API whose viewers use it; with gro, it asks for UDP_GRO.
+func newSharedSocket(host string, simulcast bool, viewers int, gro bool) (*sharedSocket, error) {
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(host)})
 	if err != nil {
 		return nil, err
@@ -67,10 +92,8 @@ func newSharedSocket(host string, simulcast bool, viewers int) (*sharedSocket, e
 	// that sharing does not make the tool drop more when it is starved.
 	setReadBuffer(conn, min(max(viewers, 1)*socketBuffer, maxSharedBuffer))
 	s := &sharedSocket{conn: conn, pc: ipv4.NewPacketConn(conn), headerOnly: map[netip.AddrPort]*viewer{}}
-	s.msgs = make([]ipv4.Message, batchSize)
-	for i := range s.msgs {
-		s.msgs[i].Buffers = [][]byte{make([]byte, 1500)}
-	}
+	s.gro = gro && enableGRO(conn)
+	s.msgs = newBatch(s.gro)
 	// The mux logs an error for every packet that arrives for a viewer that
 	// has just left; the report says what matters.
 	quiet := logging.NewDefaultLoggerFactory()
@@ -83,27 +106,32 @@ func newSharedSocket(host string, simulcast bool, viewers int) (*sharedSocket, e
 	return s, nil
 }
 
+// newBatch returns the messages of one batch read: with GRO, fewer of
+// them, each with room for a coalesced 64 KiB and its control message.
+func newBatch(gro bool) []ipv4.Message {
+	n, size := batchSize, 1500
+	if gro {
+		n, size = groBatchSize, groBufSize
+	}
+	msgs := make([]ipv4.Message, n)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, size)}
+		if gro {
+			msgs[i].OOB = make([]byte, groOOBSize)
+		}
+	}
+	return msgs
+}
+
 // ReadFromAddrPort returns the next packet for pion, reading a batch when
-// the last one is used up, and consuming what header-only viewers count.
+// the last one is used up, splitting coalesced (GRO) messages into their
+// datagrams, and consuming what header-only viewers count.
 func (s *sharedSocket) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 	for {
-		if s.next == s.have {
-			n, err := s.pc.ReadBatch(s.msgs, 0)
-			if err != nil {
-				return 0, netip.AddrPort{}, err
-			}
-			s.next, s.have = 0, n
-			continue
+		pkt, from, err := s.nextDatagram()
+		if err != nil {
+			return 0, netip.AddrPort{}, err
 		}
-		m := &s.msgs[s.next]
-		s.next++
-		ua, ok := m.Addr.(*net.UDPAddr)
-		if !ok {
-			continue
-		}
-		from := ua.AddrPort()
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		pkt := m.Buffers[0][:m.N]
 		if s.consume(pkt, from) {
 			continue
 		}
@@ -112,6 +140,42 @@ func (s *sharedSocket) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 		}
 		return copy(b, pkt), from, nil
 	}
+}
+
+// nextDatagram returns the next datagram read, as the kernel would have
+// delivered it without GRO: a segment of a coalesced message, or a message.
+func (s *sharedSocket) nextDatagram() ([]byte, netip.AddrPort, error) {
+	for len(s.rest) == 0 {
+		if s.next == s.have {
+			n, err := s.pc.ReadBatch(s.msgs, 0)
+			if err != nil {
+				return nil, netip.AddrPort{}, err
+			}
+			s.next, s.have = 0, n
+			continue
+		}
+		m := &s.msgs[s.next]
+		s.next++
+		ua, ok := m.Addr.(*net.UDPAddr)
+		if !ok || m.N == 0 {
+			continue
+		}
+		from := ua.AddrPort()
+		s.from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		s.rest = m.Buffers[0][:m.N]
+		s.seg = m.N
+		if m.NN > 0 {
+			if seg := groSegment(m.OOB[:m.NN]); seg > 0 {
+				s.seg = seg
+				if seg < m.N {
+					s.coalesced.Add(1)
+				}
+			}
+		}
+	}
+	pkt := s.rest[:min(s.seg, len(s.rest))]
+	s.rest = s.rest[len(pkt):]
+	return pkt, s.from, nil
 }
 
 // consume counts an RTP packet for a header-only viewer and tells whether
@@ -159,14 +223,14 @@ func (s *sharedSocket) SetWriteDeadline(t time.Time) error           { return s.
 func (s *sharedSocket) close() error { return s.mux.Close() }
 
 // openSharedSockets opens n shared sockets (none for n = 0).
-func openSharedSockets(n, viewers int, loopbackOnly, simulcast bool) ([]*sharedSocket, error) {
+func openSharedSockets(n, viewers int, loopbackOnly, simulcast, gro bool) ([]*sharedSocket, error) {
 	host := "0.0.0.0"
 	if loopbackOnly {
 		host = "127.0.0.1"
 	}
 	var out []*sharedSocket
 	for range n {
-		s, err := newSharedSocket(host, simulcast, (viewers+n-1)/max(n, 1))
+		s, err := newSharedSocket(host, simulcast, (viewers+n-1)/max(n, 1), gro)
 		if err != nil {
 			closeSharedSockets(out)
 			return nil, fmt.Errorf("-shared-sockets: %w", err)
