@@ -43,6 +43,7 @@ const (
 	upHold          = 2 * time.Second
 	downSettle      = 1500 * time.Millisecond // after a decrease, its effect is awaited
 	probeStep       = 1.3
+	probeFineStep   = 1.1 // the steps across the last limit seen
 	probeFirstStep  = 1.2
 	probeStepEvery  = 500 * time.Millisecond
 	probeFirst      = 3 * time.Second
@@ -101,7 +102,10 @@ type bweState struct {
 	probeBase    float64 // the estimate when the probe began
 	// sent is the most the viewer was sent without loss since the estimate
 	// last fell for congestion: what it is known to carry.
-	sent        float64
+	sent float64
+	// limit is what got through when the estimate last fell for
+	// congestion: a policer's rate, or a queue's.
+	limit       float64
 	probeStepAt time.Time
 	probeNext   time.Time
 	backoff     time.Duration
@@ -181,6 +185,7 @@ func (s *layerSel) step(now time.Time, ep *Endpoint, sub *subscriber, audio *upT
 		through := b.sendRate * (1 - loss) * 0.9
 		if b.est == 0 || through < b.est {
 			b.est, b.decreasedAt, b.sent = through, now, 0
+			b.limit = b.sendRate * (1 - loss)
 		}
 		b.overuseSince = time.Time{}
 		s.probeFailed(now)
@@ -293,7 +298,14 @@ func (s *layerSel) stepProbe(now time.Time, sending, goal float64) {
 		b.probeBase = max(b.est, sending)
 	case b.probing && now.Sub(b.probeStepAt) >= probeStepEvery:
 		b.probeStepAt = now
-		b.probeRate *= probeStep
+		// Across the last limit seen, small steps: a probe over a
+		// policer's rate drops media too until its loss shows, and the
+		// larger the step over, the more.
+		f := probeStep
+		if b.probeRate*probeStep > b.limit && b.probeRate < b.limit*probeStep {
+			f = probeFineStep
+		}
+		b.probeRate *= f
 	}
 	if !b.probing {
 		return
