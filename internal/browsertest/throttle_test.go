@@ -371,8 +371,9 @@ func TestThrottledViewerPlaysTheLowLayer(t *testing.T) {
 	throttled.screenshot("throttled-low-layer")
 	free.screenshot("unthrottled")
 
-	// Not asserted, measured: how long the throttled viewer takes to climb
-	// back once the shaping is gone.
+	// Once the shaping is gone, the throttled viewer climbs back (in 4.3-15.2
+	// s in 12 runs; it took 34-47 s, or never, while its probes saw the
+	// presenter's forwarded RTX copies as loss). The time is logged.
 	sh.remove()
 	removed := time.Now()
 	if waitFor(45*time.Second, func() bool {
@@ -381,7 +382,7 @@ func TestThrottledViewerPlaysTheLowLayer(t *testing.T) {
 	}) {
 		t.Logf("the throttled viewer is back on layer %s %s after the shaping went", onServer["throttled@onair.test"].Layer, time.Since(removed).Round(100*time.Millisecond))
 	} else {
-		t.Logf("NOTE: the throttled viewer is still on the low layer 45 s after the shaping went: %+v", onServer)
+		t.Errorf("the throttled viewer is still on the low layer 45 s after the shaping went: %+v", onServer)
 	}
 	presenter.click("end-btn")
 	waitAllWatch(t, viewers, "ended", 10*time.Second)
