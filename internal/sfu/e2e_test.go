@@ -235,15 +235,7 @@ func runForwarding(t testing.TB, run forwardRun) forwardResult {
 	leakcheck.Check(t) // when the test ends, after the closes below
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	eng, err := New(Config{Loopback: true, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
-		SendPerPacket: run.perPacket, Writers: run.writers, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mp, err := eng.NewPipeline("forwarding")
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng, mp := newLoopbackPipeline(t, Config{SendPerPacket: run.perPacket, Writers: run.writers}, "forwarding")
 	api := clientAPI(t)
 	var pcs []*webrtc.PeerConnection
 	defer func() {
@@ -399,4 +391,26 @@ func runForwarding(t testing.TB, run forwardRun) forwardResult {
 		v.mu.Unlock()
 	}
 	return r
+}
+
+// newLoopbackPipeline starts an engine that offers 127.0.0.1 only (cfg
+// gives the rest; no logs unless it names a Logger) and a pipeline named
+// name on it. The caller closes the engine.
+func newLoopbackPipeline(t testing.TB, cfg Config, name string) (*Engine, media.Pipeline) {
+	t.Helper()
+	cfg.Loopback = true
+	cfg.AllowedIPs = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	eng, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp, err := eng.NewPipeline(name)
+	if err != nil {
+		_ = eng.Close()
+		t.Fatal(err)
+	}
+	return eng, mp
 }

@@ -3,8 +3,6 @@ package sfu
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -33,15 +31,7 @@ func TestLateJoinerGetsTheGroupWithoutLoss(t *testing.T) {
 	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	eng, err := New(Config{Loopback: true, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mp, err := eng.NewPipeline("latejoin")
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng, mp := newLoopbackPipeline(t, Config{}, "latejoin")
 	api := clientAPI(t)
 	var pcs []*webrtc.PeerConnection
 	defer func() {

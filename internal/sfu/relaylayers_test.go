@@ -3,7 +3,6 @@ package sfu
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"testing"
 	"time"
 
@@ -24,16 +23,8 @@ type relayHop struct {
 // is set, else the top one, as to a node of an older version).
 func pullFrom(ctx context.Context, t *testing.T, from media.Pipeline, name string, every bool) *relayHop {
 	t.Helper()
-	eng, err := New(Config{Loopback: true, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
-		Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng, mp := newLoopbackPipeline(t, Config{Logger: testLogger()}, "relayed")
 	t.Cleanup(func() { _ = eng.Close() })
-	mp, err := eng.NewPipeline("relayed")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ep, err := mp.NewEndpoint(media.Publisher, "relay pull", media.Events{})
 	if err != nil {
 		t.Fatal(err)

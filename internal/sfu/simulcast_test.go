@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"maps"
-	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -36,15 +35,7 @@ func newSCRoom(ctx context.Context, t *testing.T) *scRoom {
 func newSCRoomWith(ctx context.Context, t *testing.T, rates [3]int) *scRoom {
 	t.Helper()
 	leakcheck.Check(t)
-	eng, err := New(Config{Loopback: true, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
-		Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mp, err := eng.NewPipeline("simulcast")
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng, mp := newLoopbackPipeline(t, Config{Logger: testLogger()}, "simulcast")
 	r := &scRoom{eng: eng, mp: mp, pub: newSCPublisher(t, rates)}
 	t.Cleanup(func() {
 		for _, v := range r.vs {

@@ -2,8 +2,6 @@ package sfu
 
 import (
 	"context"
-	"log/slog"
-	"net/netip"
 	"syscall"
 	"testing"
 	"time"
@@ -26,15 +24,7 @@ import (
 func BenchmarkSendPath(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	eng, err := New(Config{Loopback: true, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	mp, err := eng.NewPipeline("bench")
-	if err != nil {
-		b.Fatal(err)
-	}
+	eng, mp := newLoopbackPipeline(b, Config{}, "bench")
 	pres := newDirectPresenter(ctx, b, mp)
 	v := newDirectViewer(ctx, b, mp, "viewer", webrtc.Configuration{}, dtls.SRTP_AEAD_AES_128_GCM, false)
 	defer func() { _ = v.pc.Close(); _ = v.mux.Close(); _ = pres.pc.Close(); _ = eng.Close() }()

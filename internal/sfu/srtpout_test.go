@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -40,15 +38,7 @@ func TestDirectPath(t *testing.T) {
 	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	eng, err := New(Config{Loopback: true, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mp, err := eng.NewPipeline("direct")
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng, mp := newLoopbackPipeline(t, Config{}, "direct")
 	pres := newDirectPresenter(ctx, t, mp)
 	defer func() { _ = pres.pc.Close(); _ = eng.Close() }()
 
@@ -521,15 +511,7 @@ func TestDirectPathFallsBackToPion(t *testing.T) {
 			leakcheck.Check(t)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			eng, err := New(Config{Loopback: true, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
-				Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			mp, err := eng.NewPipeline("fallback")
-			if err != nil {
-				t.Fatal(err)
-			}
+			eng, mp := newLoopbackPipeline(t, Config{}, "fallback")
 			pres := newDirectPresenter(ctx, t, mp)
 			if !wrapped { // 101 to 460: one loss (300), after the fallback
 				pres.seq[0], pres.first = 100, 101
