@@ -53,14 +53,18 @@ func newReplay(pkts []*packet, clock uint32, bitrate int64) *replay {
 	return &replay{pkts: pkts, rate: max(rate, minReplayRate)}
 }
 
+// unpaced is a replay rate (bytes/s) that sends whatever is left at the
+// next tick.
+const unpaced = 1e12
+
 // rtpHeaderSize is what a packet's header is counted as in budgets.
 const rtpHeaderSize = 12
 
 // hold queues a live packet behind the replay.
 func (r *replay) hold(d *downTrack, p *packet) {
 	r.pkts = append(r.pkts, p)
-	if len(r.pkts)-r.next > maxReplayHeld {
-		r.rate = 1e12 // it would never catch up: send the rest now
+	if len(r.pkts)-r.next > maxReplayHeld && r.rate < unpaced {
+		r.rate = unpaced // it would never catch up: send the rest now
 		d.sub.ep.log.Warn("replay could not catch up with the live stream, sending the rest unpaced")
 	}
 }
