@@ -246,25 +246,10 @@ func runForwarding(t testing.TB, run forwardRun) forwardResult {
 	}()
 
 	// The presenter.
-	pub, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pcs = append(pcs, pub)
 	video, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "presenter")
 	audio, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "presenter")
-	for _, tr := range []webrtc.TrackLocal{video, audio} {
-		s, err := pub.AddTrack(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go drainRTCP(s.Read)
-	}
-	pubEP, err := mp.NewEndpoint(media.Publisher, "presenter", media.Events{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	negotiate(ctx, t, pub, pubEP)
+	pub, _ := startTestPresenter(ctx, t, api, mp, video, audio)
+	pcs = append(pcs, pub)
 
 	// The viewers.
 	var measureFrom sync.Map
@@ -413,4 +398,31 @@ func newLoopbackPipeline(t testing.TB, cfg Config, name string) (*Engine, media.
 		t.Fatal(err)
 	}
 	return eng, mp
+}
+
+// startTestPresenter publishes tracks to mp from a new pion peer of api,
+// negotiated with the pipeline's presenter endpoint. The caller closes the
+// peer.
+func startTestPresenter(ctx context.Context, t testing.TB, api *webrtc.API, mp media.Pipeline,
+	tracks ...webrtc.TrackLocal) (*webrtc.PeerConnection, media.Endpoint) {
+	t.Helper()
+	pub, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range tracks {
+		s, err := pub.AddTrack(tr)
+		if err != nil {
+			_ = pub.Close()
+			t.Fatal(err)
+		}
+		go drainRTCP(s.Read)
+	}
+	ep, err := mp.NewEndpoint(media.Publisher, "presenter", media.Events{})
+	if err != nil {
+		_ = pub.Close()
+		t.Fatal(err)
+	}
+	negotiate(ctx, t, pub, ep)
+	return pub, ep
 }

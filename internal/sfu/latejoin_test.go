@@ -41,22 +41,9 @@ func TestLateJoinerGetsTheGroupWithoutLoss(t *testing.T) {
 		_ = eng.Close()
 	}()
 
-	pub, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pcs = append(pcs, pub)
 	video, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "presenter")
-	s, err := pub.AddTrack(video)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go drainRTCP(s.Read)
-	pubEP, err := mp.NewEndpoint(media.Publisher, "presenter", media.Events{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	negotiate(ctx, t, pub, pubEP)
+	pub, pubEP := startTestPresenter(ctx, t, api, mp, video)
+	pcs = append(pcs, pub)
 	// Until the server reads the presenter's packets, they are lost.
 	var seq uint16
 	buf := make([]byte, 1200)
