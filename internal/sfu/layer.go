@@ -216,7 +216,7 @@ func (s *layerSel) keyTrack() *upTrack {
 // rewrite maps a packet of any layer into the viewer's stream, writing its
 // sequence number and timestamp into h; false drops it (a layer the viewer
 // is not sent, or a packet outside the stretches it was sent). It runs on
-// the viewer's writer goroutine.
+// the writer of the viewer's shard (writers.go).
 func (s *layerSel) rewrite(p *packet, h *rtp.Header) bool {
 	s.mu.Lock()
 	l, seq := p.layer, p.header.SequenceNumber
