@@ -8,6 +8,7 @@ import (
 	"net"
 	"runtime"
 	"slices"
+	"sync"
 )
 
 // Floor is the least CPU that one outgoing media packet can cost on this
@@ -38,25 +39,35 @@ func MeasureFloor(trials, packets int) (Floor, error) {
 	}
 	defer out.Close()
 	_ = out.SetWriteBuffer(4 << 20)
-	var dests []*net.UDPAddr
+	var (
+		dests   []*net.UDPAddr
+		ins     []*net.UDPConn
+		readers sync.WaitGroup
+	)
+	defer func() { // the readers end when their sockets close
+		for _, in := range ins {
+			_ = in.Close()
+		}
+		readers.Wait()
+	}()
 	for range floorReceivers {
 		in, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {
 			return Floor{}, fmt.Errorf("floor: %w", err)
 		}
-		defer in.Close()
+		ins = append(ins, in)
 		// Each receiver reads, as a viewer does: delivering a datagram to
 		// a socket whose reader waits, and waking it, is part of what a
 		// send over loopback costs the sender.
 		_ = in.SetReadBuffer(4 << 20)
-		go func() {
+		readers.Go(func() {
 			buf := make([]byte, 2048)
 			for {
 				if _, err := in.Read(buf); err != nil {
 					return
 				}
 			}
-		}()
+		})
 		dests = append(dests, in.LocalAddr().(*net.UDPAddr))
 	}
 
