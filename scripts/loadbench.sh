@@ -11,14 +11,24 @@
 # build of the server (SERVER, e.g. an older commit's) is measured alike.
 #
 # Prints one Markdown table row per run and leaves each run's JSON lines in
-# $OUT (default /tmp/onair-loadbench). Run it on a machine that is otherwise
-# quiet: the figures are of the whole machine's CPU.
+# $OUT (default /tmp/onair-loadbench). The servers listen on 127.0.0.1 from
+# $PORT (default 18690) up, one port per run; $TOOL_FLAGS replaces the load
+# tool's extra flags below. Run it on a machine that is otherwise quiet: the
+# figures are of the whole machine's CPU.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-tool=$(mktemp -d)/onair
-go build -o "$tool" ./cmd/onair
-bin=${1:-$tool}
+bin=${1:-}
+case $bin in */*) bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin") ;; esac # before the cd below
 shift || true
+cd "$(dirname "$0")/.."
+# The script owns the tool's build directory and the server it runs: both
+# go when it ends, also when it fails or is interrupted.
+tmp=$(mktemp -d)
+pid=
+trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+trap "exit 130" INT TERM # so that the EXIT trap runs on these too
+tool=$tmp/onair
+go build -o "$tool" ./cmd/onair
+bin=${bin:-$tool}
 viewers=("$@")
 [ ${#viewers[@]} -gt 0 ] || viewers=(25 200 400)
 out=${OUT:-/tmp/onair-loadbench}
@@ -40,6 +50,7 @@ for n in "${viewers[@]}"; do
     -pid "$pid" -json "$json" -progress 0 "${tool_flags[@]}" >/dev/null 2>"$out/tool-$n.log" || true
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
+  pid=
   if ! grep -q '"type":"summary"' "$json"; then
     echo "| $n | run failed: see $out/tool-$n.log and $out/server-$n.log |"
     port=$((port + 1))
