@@ -30,10 +30,7 @@ func TestSimulcastLayerPinning(t *testing.T) {
 	ws := testpeer.MustViewer(t, srv, "wsviewer@example.com", room, testpeer.ViewerOptions{})
 	onLayer := func(vp *testpeer.ViewerPeer, name string, layer int) {
 		t.Helper()
-		from := vp.Stats().Frames
-		if err := vp.WaitFor(ctx, name, func(s testpeer.ViewerStats) bool {
-			return s.Frames > from+5 && s.Layer() == layer
-		}); err != nil {
+		if err := vp.WaitLayer(ctx, name, layer); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -38,10 +38,7 @@ func TestClusterSimulcastRelay(t *testing.T) {
 	}
 	onLayer := func(vp *testpeer.ViewerPeer, name string, layer int) {
 		t.Helper()
-		from := vp.Stats().Frames
-		if err := vp.WaitFor(ctx, name, func(s testpeer.ViewerStats) bool {
-			return s.Frames > from+5 && s.Layer() == layer
-		}); err != nil {
+		if err := vp.WaitLayer(ctx, name, layer); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,6 +1,7 @@
 package testpeer
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 
@@ -133,3 +134,14 @@ func (p *Publisher) LayerPLIs() [3]uint64 {
 
 // Layer is the simulcast layer of the newest whole frame (0 the lowest).
 func (s ViewerStats) Layer() int { return int(s.LastFrame / LayerFrames) }
+
+// WaitLayer waits until the viewer has received more than five frames
+// since the call and its newest is of layer (0 the lowest): it plays that
+// layer now, not a frame left over from before a switch. desc says what is
+// awaited, for the error.
+func (v *ViewerPeer) WaitLayer(ctx context.Context, desc string, layer int) error {
+	from := v.Stats().Frames
+	return v.WaitFor(ctx, desc, func(s ViewerStats) bool {
+		return s.Frames > from+5 && s.Layer() == layer
+	})
+}
