@@ -132,7 +132,7 @@ func (e *Endpoint) pullOnce(ctx context.Context, ps *pullState, exchange media.E
 		if t := byMid[receiverMid(pc, receiver)]; t != nil {
 			e.log.Info("relay track arrived", "kind", t.kind.String(), "codec", remote.Codec().MimeType, "rid", t.rid)
 			t.ssrc.Store(uint32(remote.SSRC()))
-			e.goroutine(func() { t.readLoop(remote, ps.accept(t, gen)) })
+			e.goroutine(func() { t.readLoop(remote, ps.accept(gen)) })
 			e.goroutine(func() { drainRTCP(receiver.Read) })
 			t.kfMu.Lock()
 			wanted := t.kfWanted
@@ -210,17 +210,12 @@ func (ps *pullState) current(gen uint64) bool {
 	return ps.gen == gen
 }
 
-// accept keeps the packets of connection gen of track t, but those the
-// pipeline has had already (the new node pulled from replays its group of
-// pictures); an older connection's are dropped until it has closed.
-func (ps *pullState) accept(t *upTrack, gen uint64) func(*packet) bool {
-	return func(p *packet) bool {
-		if !ps.current(gen) {
-			return false
-		}
-		old := t.lookup(p.header.SequenceNumber)
-		return old == nil || old.header.Timestamp != p.header.Timestamp
-	}
+// accept keeps the packets of connection gen; an older connection's are
+// dropped until it has closed. Those the pipeline has had already (the new
+// node pulled from replays its group of pictures) are dropped by dispatch,
+// as any presenter's copies are.
+func (ps *pullState) accept(gen uint64) func(*packet) bool {
+	return func(*packet) bool { return ps.current(gen) }
 }
 
 // pullAPI builds a pion API for a relay pull: every codec the SFU forwards
