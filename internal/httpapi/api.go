@@ -301,20 +301,21 @@ type endpointBody struct {
 
 // statsBody is an endpoint's counters (media.EndpointStats) in the API.
 type statsBody struct {
-	State          string   `json:"state"`
-	PacketsIn      uint64   `json:"packetsIn"`
-	PacketsOut     uint64   `json:"packetsOut"`
-	BytesIn        uint64   `json:"bytesIn"`
-	BytesOut       uint64   `json:"bytesOut"`
-	PacketsDropped uint64   `json:"packetsDropped"`
-	NACKs          uint64   `json:"nacks"`
-	PLIs           uint64   `json:"plis"`
-	PacketsDirect  uint64   `json:"packetsDirect,omitempty"`
-	Layer          string   `json:"layer,omitempty"`
-	LayerPinned    bool     `json:"layerPinned,omitempty"`
-	EstimateBPS    uint64   `json:"estimateBps,omitempty"`
-	LayerSwitches  uint64   `json:"layerSwitches,omitempty"`
-	Layers         []string `json:"layers,omitempty"`
+	State            string   `json:"state"`
+	PacketsIn        uint64   `json:"packetsIn"`
+	PacketsOut       uint64   `json:"packetsOut"`
+	BytesIn          uint64   `json:"bytesIn"`
+	BytesOut         uint64   `json:"bytesOut"`
+	PacketsDropped   uint64   `json:"packetsDropped"`
+	NACKs            uint64   `json:"nacks"`
+	PLIs             uint64   `json:"plis"`
+	PacketsDirect    uint64   `json:"packetsDirect,omitempty"`
+	PacketsDuplicate uint64   `json:"packetsDuplicate,omitempty"`
+	Layer            string   `json:"layer,omitempty"`
+	LayerPinned      bool     `json:"layerPinned,omitempty"`
+	EstimateBPS      uint64   `json:"estimateBps,omitempty"`
+	LayerSwitches    uint64   `json:"layerSwitches,omitempty"`
+	Layers           []string `json:"layers,omitempty"`
 }
 
 func pipelinesJSON(ps []media.Pipeline) []pipelineBody {

@@ -139,6 +139,10 @@ type EndpointStats struct {
 	// and sent itself, on the viewer's own socket, rather than through
 	// pion's RTP sender.
 	PacketsDirect uint64
+	// PacketsDuplicate counts the packets of PacketsIn (a presenter's or a
+	// relay pull's) dropped as copies of packets already forwarded: a
+	// browser's RTX padding, or a new node's replay after a relay failover.
+	PacketsDuplicate uint64
 	// A viewer of a simulcast broadcast: the layer it is sent (h, m or l),
 	// whether it pinned it, its estimated downlink in bit/s (0 while no
 	// limit has been seen), and its switches of layer.

@@ -26,7 +26,7 @@ func TestDuplicateIsNotForwarded(t *testing.T) {
 	if n := w.n.Load(); n != 2 {
 		t.Errorf("the viewer was sent %d packets, want 2 (seq 7 and 8 once each)", n)
 	}
-	if d := up.duplicates.Load(); d != 2 {
+	if d := up.ep.Stats().PacketsDuplicate; d != 2 {
 		t.Errorf("%d duplicates counted, want 2", d)
 	}
 }

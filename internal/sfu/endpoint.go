@@ -53,6 +53,7 @@ type Endpoint struct {
 
 	packetsIn, packetsOut, dropped, nacks, plis atomic.Uint64
 	bytesIn, bytesOut                           atomic.Uint64
+	duplicates                                  atomic.Uint64 // of packetsIn, dropped by upTrack.dispatch
 }
 
 var _ media.Endpoint = (*Endpoint)(nil)
@@ -330,6 +331,7 @@ func (e *Endpoint) Stats() media.EndpointStats {
 		State: state, PacketsIn: e.packetsIn.Load(), PacketsOut: e.packetsOut.Load(),
 		BytesIn: e.bytesIn.Load(), BytesOut: e.bytesOut.Load(),
 		PacketsDropped: e.dropped.Load(), NACKs: e.nacks.Load(), PLIs: e.plis.Load(),
+		PacketsDuplicate: e.duplicates.Load(),
 	}
 	if sub != nil && sub.direct != nil {
 		s.PacketsDirect = sub.direct.packets.Load()

@@ -40,8 +40,6 @@ type upTrack struct {
 	layer int8
 	group *layerGroup
 	rate  *rateMeter
-	// duplicates counts the copies of packets already forwarded, dropped.
-	duplicates atomic.Uint64
 
 	mu         sync.Mutex // guards cache, GOP state and membership changes
 	cache      *packetCache
@@ -144,7 +142,7 @@ func (t *upTrack) dispatch(p *packet) {
 		// already; a second copy is dropped by its SRTP replay check,
 		// which its transport-wide feedback reports as a loss.
 		t.mu.Unlock()
-		t.duplicates.Add(1)
+		t.ep.duplicates.Add(1)
 		return
 	}
 	if t.isVideo {
