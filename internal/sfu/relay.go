@@ -134,13 +134,7 @@ func (e *Endpoint) pullOnce(ctx context.Context, ps *pullState, exchange media.E
 			t.ssrc.Store(uint32(remote.SSRC()))
 			e.goroutine(func() { t.readLoop(remote, ps.accept(gen)) })
 			e.goroutine(func() { drainRTCP(receiver.Read) })
-			t.kfMu.Lock()
-			wanted := t.kfWanted
-			t.kfWanted = false
-			t.kfMu.Unlock()
-			if wanted {
-				t.requestKeyframe()
-			}
+			t.sendWantedKeyframe()
 			return
 		}
 		e.goroutine(func() { drainRTCP(remote.Read) })

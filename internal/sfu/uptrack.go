@@ -95,6 +95,12 @@ func (t *upTrack) start(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver
 		read = func(b []byte) (int, interceptor.Attributes, error) { return receiver.ReadSimulcast(b, rid) }
 	}
 	t.ep.goroutine(func() { drainRTCP(read) })
+	t.sendWantedKeyframe()
+}
+
+// sendWantedKeyframe asks for the keyframe asked for before the track's
+// SSRC was known; the SSRC has just been stored.
+func (t *upTrack) sendWantedKeyframe() {
 	t.kfMu.Lock()
 	wanted := t.kfWanted
 	t.kfWanted = false
