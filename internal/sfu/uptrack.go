@@ -324,10 +324,6 @@ func (t *upTrack) requestKeyframe() {
 	if t.closed || t.kfTimer != nil {
 		return
 	}
-	if t.ssrc.Load() == 0 {
-		t.kfWanted = true
-		return
-	}
 	wait := keyframeInterval - time.Since(t.kfLast)
 	if wait <= 0 {
 		t.sendPLI()
@@ -343,8 +339,15 @@ func (t *upTrack) requestKeyframe() {
 	})
 }
 
-// sendPLI writes a PLI to the presenter; kfMu is held.
+// sendPLI writes a PLI to the presenter; kfMu is held. Before the track's
+// SSRC is known (its first connection, or a relay pull's next one: Pull
+// forgets the old SSRC), the keyframe is asked for when it arrives
+// (sendWantedKeyframe), also when a throttled request's timer fires.
 func (t *upTrack) sendPLI() {
+	if t.ssrc.Load() == 0 {
+		t.kfWanted = true
+		return
+	}
 	t.kfLast = time.Now()
 	t.ep.mu.Lock()
 	pc := t.ep.pc
