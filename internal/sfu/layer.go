@@ -372,13 +372,14 @@ func (d *downTrack) lookup(seq uint16) *packet {
 // resendGuard bounds a simulcast viewer's retransmissions: a packet is sent
 // again at most once per resendEvery, and retransmissions take at most
 // resendShare of the layer's bitrate. Without it, a viewer behind a
-// bottleneck asks again for what the bottleneck dropped, and the retransmissions, dropped in turn, grow until they crowd
-// out the media. A packet that came more than resendMaxAge ago is not sent
-// again at all (downTrack.lookup): a viewer asks, again and again, for
-// packets lost while it was on a higher layer long after they could be
-// played, and when they have fallen out of its SRTP replay window (64
-// packets for pion) it drops each copy unread, which its transport-wide
-// feedback reports as a loss: a steady 20-25% that failed every probe.
+// bottleneck asks again for what the bottleneck dropped, and the
+// retransmissions, dropped in turn, grow until they crowd out the media. A
+// packet that came more than resendMaxAge ago is not sent again at all
+// (downTrack.lookup): a viewer asks, again and again, for packets lost
+// while it was on a higher layer long after they could be played, and when
+// they have fallen out of its SRTP replay window (64 packets for pion) it
+// drops each copy unread, which its transport-wide feedback reports as a
+// loss: a steady 20-25% that failed every probe.
 type resendGuard struct {
 	mu     sync.Mutex
 	seq    [512]uint16
