@@ -1,7 +1,6 @@
 package browsertest_test
 
 import (
-	"encoding/json"
 	"net/url"
 	"testing"
 	"time"
@@ -66,7 +65,6 @@ func TestChromiumViewerSentDirectly(t *testing.T) {
 // itself, not through pion's RTP sender.
 func checkSentDirectly(t *testing.T, srv *server, n int) {
 	t.Helper()
-	status, body := srv.rest(t, "GET", "/signal/media/endpoints/"+url.PathEscape(presenterID), "", "")
 	var eps []struct {
 		EndpointName string `json:"endpointName"`
 		Stats        struct {
@@ -74,9 +72,7 @@ func checkSentDirectly(t *testing.T, srv *server, n int) {
 			PacketsDirect uint64 `json:"packetsDirect"`
 		} `json:"stats"`
 	}
-	if err := json.Unmarshal([]byte(body), &eps); status != 200 || err != nil {
-		t.Fatalf("GET /media/endpoints: %d %s (%v)", status, body, err)
-	}
+	srv.endpoints(t, presenterID, &eps)
 	direct := 0
 	for _, ep := range eps {
 		// The two counters are read one after the other while media flows.

@@ -2,8 +2,10 @@ package browsertest_test
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -73,4 +75,15 @@ func (s *server) rest(t *testing.T, method, path, email, body string) (int, stri
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// endpoints decodes GET /media/endpoints/presenter, the presenter's media
+// endpoints and their stats, into eps (a pointer to a slice of the fields
+// the test reads).
+func (s *server) endpoints(t *testing.T, presenter string, eps any) {
+	t.Helper()
+	status, body := s.rest(t, "GET", "/signal/media/endpoints/"+url.PathEscape(presenter), "", "")
+	if err := json.Unmarshal([]byte(body), eps); status != 200 || err != nil {
+		t.Fatalf("GET /media/endpoints: %d %s (%v)", status, body, err)
+	}
 }

@@ -1,7 +1,6 @@
 package browsertest_test
 
 import (
-	"encoding/json"
 	"net/url"
 	"testing"
 	"time"
@@ -49,7 +48,6 @@ func TestSimulcastFromThePage(t *testing.T) {
 	t.Logf("low layer %dx%d, top layer %dx%d", lm.VideoWidth, lm.VideoHeight, tm.VideoWidth, tm.VideoHeight)
 	checkMediaFlows(t, viewers, 3*time.Second)
 
-	status, body := srv.rest(t, "GET", "/signal/media/endpoints/"+url.PathEscape(presenterID), "", "")
 	var eps []struct {
 		EndpointName string `json:"endpointName"`
 		Stats        struct {
@@ -57,9 +55,7 @@ func TestSimulcastFromThePage(t *testing.T) {
 			LayerPinned bool   `json:"layerPinned"`
 		} `json:"stats"`
 	}
-	if err := json.Unmarshal([]byte(body), &eps); status != 200 || err != nil {
-		t.Fatalf("GET /media/endpoints: %d %s (%v)", status, body, err)
-	}
+	srv.endpoints(t, presenterID, &eps)
 	// The pinned player is on l; the other is on whatever its estimate and
 	// Chromium's layers allow at the moment (Chromium drops its top layers
 	// when its CPU is short, as on a busy machine), and not pinned.

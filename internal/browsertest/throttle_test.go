@@ -1,9 +1,7 @@
 package browsertest_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -173,14 +171,11 @@ type viewerLayer struct {
 
 func (s *server) viewerLayers(t *testing.T, presenter string) map[string]viewerLayer {
 	t.Helper()
-	status, body := s.rest(t, "GET", "/signal/media/endpoints/"+url.PathEscape(presenter), "", "")
 	var eps []struct {
 		EndpointName string      `json:"endpointName"`
 		Stats        viewerLayer `json:"stats"`
 	}
-	if err := json.Unmarshal([]byte(body), &eps); status != 200 || err != nil {
-		t.Fatalf("GET /media/endpoints: %d %s (%v)", status, body, err)
-	}
+	s.endpoints(t, presenter, &eps)
 	out := map[string]viewerLayer{}
 	for _, ep := range eps {
 		if email, ok := strings.CutPrefix(ep.EndpointName, "viewer:"); ok {
