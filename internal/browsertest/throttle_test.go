@@ -18,10 +18,9 @@ import (
 // path: what the server sends to that browser port. Remove (or the test's
 // end) deletes the qdisc.
 type shaper struct {
-	t       *testing.T
-	tc      string
-	on      bool
-	cleanup bool
+	t  *testing.T
+	tc string
+	on bool // its root qdisc is on lo
 }
 
 // requireShaping returns a shaper, or skips the test (fails it with
@@ -36,7 +35,9 @@ func requireShaping(t *testing.T) *shaper {
 		unavailable(t, "shaping a viewer's link with tc needs root (CAP_NET_ADMIN) in the test's network namespace: "+
 			"run as root, e.g. sudo unshare -n sh -c 'ip link set lo up && exec go test ./internal/browsertest/'")
 	}
-	return &shaper{t: t, tc: tc}
+	s := &shaper{t: t, tc: tc}
+	t.Cleanup(s.remove)
+	return s
 }
 
 func (s *shaper) run(args ...string) error {
@@ -51,10 +52,6 @@ func (s *shaper) run(args ...string) error {
 // behind a queue of queueBytes.
 func (s *shaper) limit(rateKbit, queueBytes int, ports ...int) {
 	s.t.Helper()
-	if !s.cleanup {
-		s.cleanup = true
-		s.t.Cleanup(s.remove)
-	}
 	rate := strconv.Itoa(rateKbit) + "kbit"
 	steps := [][]string{
 		{"qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb"},
@@ -65,10 +62,14 @@ func (s *shaper) limit(rateKbit, queueBytes int, ports ...int) {
 		steps = append(steps, []string{"filter", "add", "dev", "lo", "parent", "1:", "protocol", "ip", "prio", "1", "u32",
 			"match", "ip", "protocol", "17", "0xff", "match", "ip", "dport", strconv.Itoa(p), "0xffff", "flowid", "1:10"})
 	}
-	s.on = true
-	for _, args := range steps {
+	for i, args := range steps {
 		if err := s.run(args...); err != nil {
 			s.t.Fatal(err)
+		}
+		if i == 0 {
+			// The root qdisc is ours: remove deletes it. Not before, when
+			// a root qdisc that was there already refused ours.
+			s.on = true
 		}
 	}
 }
