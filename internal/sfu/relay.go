@@ -166,8 +166,10 @@ func (e *Endpoint) relayTracks(answer string) ([]*upTrack, map[string]*upTrack, 
 	have := e.tracks
 	e.mu.Unlock()
 	if have != nil {
+		// A first pull may have failed after its tracks were made, and
+		// not published them: publish as it would have.
 		byMid, err := againRelayTracks(have, plain, layers)
-		return have, byMid, err
+		return publishedOf(have), byMid, err
 	}
 	if len(plain)+len(layers) == 0 {
 		return nil, nil, fmt.Errorf("%w: the relay source answered with no media", media.ErrIncompatible)

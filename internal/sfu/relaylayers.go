@@ -67,6 +67,18 @@ func (e *Endpoint) relayedTracks(tracks []*upTrack, sections []offeredSection) (
 	return out, perLayer
 }
 
+// publishedOf is what a pipeline publishes of an endpoint's tracks: a
+// simulcast video's top layer stands for its group.
+func publishedOf(all []*upTrack) []*upTrack {
+	var out []*upTrack
+	for _, t := range all {
+		if t.group == nil || t == t.group.top() {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // perLayer reports whether tracks are a simulcast video's layers, each
 // sent as a track of its own (to a relay, whose link is not estimated).
 func perLayer(tracks []*upTrack) bool {

@@ -3,6 +3,7 @@ package sfu
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -202,4 +203,45 @@ func (v *scViewer) transitions() []string {
 		}
 	}
 	return out
+}
+
+// A pull whose first answer cannot be applied, pulled again, publishes the
+// broadcast as a first pull would: one video, whose viewers choose a layer.
+func TestRelaySimulcastFirstPullFailed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r := newSCRoom(ctx, t)
+	eng, mp := newLoopbackPipeline(t, Config{Logger: testLogger()}, "relayed")
+	t.Cleanup(func() { _ = eng.Close() })
+	ep, err := mp.NewEndpoint(media.Publisher, "relay pull", media.Events{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &relayHop{eng: eng, mp: mp, pull: ep.(*Endpoint)}
+	err = h.pull.Pull(ctx, func(ctx context.Context, offer string) (string, error) {
+		out, err := r.mp.NewEndpoint(media.Subscriber, "relay:broken", media.Events{})
+		if err != nil {
+			return "", err
+		}
+		h.out = out.(*Endpoint)
+		h.out.RelayLayers()
+		answer, err := h.out.ProcessOfferGathered(ctx, offer)
+		// without its fingerprint, the answer cannot be applied
+		return strings.ReplaceAll(answer, "a=fingerprint:", "a=x-fingerprint:"), err
+	})
+	if err == nil {
+		t.Fatal("an answer without a fingerprint was applied")
+	}
+	h.pullAgain(ctx, t, r.mp, "edge", true)
+
+	tracks, err := h.mp.(*Pipeline).publishedTracks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tracks) != 2 {
+		t.Errorf("%d tracks published, want 2 (audio, and the video's top layer)", len(tracks))
+	}
+	low := newSCViewer(ctx, t, h.mp, "edge low", 0, "l")
+	t.Cleanup(low.close)
+	waitLayer(t, low, 0, 15*time.Second, "edge viewer pinned to l")
 }
