@@ -333,6 +333,7 @@ func receiverInterceptors() (*interceptor.Registry, error) {
 func (e *Engine) subscriberAPI(tracks []*upTrack, pts map[*upTrack]uint8, sub *subscriber) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	simulcast := false
+	layered := perLayer(tracks) // a relay's layers: no estimate, no TWCC
 	for _, t := range tracks {
 		pt, ok := pts[t]
 		if !ok {
@@ -344,7 +345,7 @@ func (e *Engine) subscriberAPI(tracks []*upTrack, pts map[*upTrack]uint8, sub *s
 		if t.kind == webrtc.RTPCodecTypeVideo {
 			c.RTCPFeedback = videoFeedback(false)
 		}
-		if t.group != nil && !perLayer(tracks) {
+		if t.group != nil && !layered {
 			simulcast = true
 			c.RTCPFeedback = append(c.RTCPFeedback, webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC})
 		}

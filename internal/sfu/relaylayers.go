@@ -43,10 +43,10 @@ var _ media.LayerRelayer = (*Endpoint)(nil)
 
 // relayedTracks returns the tracks to send a viewer: for a relay sent every
 // layer whose offer has a video section for each, a simulcast video's
-// layers in place of its top one, and true.
-func (e *Endpoint) relayedTracks(tracks []*upTrack, sections []offeredSection) ([]*upTrack, bool) {
+// layers in place of its top one (perLayer then tells so).
+func (e *Endpoint) relayedTracks(tracks []*upTrack, sections []offeredSection) []*upTrack {
 	if !e.relayAll.Load() {
-		return tracks, false
+		return tracks
 	}
 	video := 0
 	for _, sec := range sections {
@@ -55,16 +55,14 @@ func (e *Endpoint) relayedTracks(tracks []*upTrack, sections []offeredSection) (
 		}
 	}
 	var out []*upTrack
-	perLayer := false
 	for _, t := range tracks {
 		if t.group != nil && len(t.group.layers) <= video {
 			out = append(out, t.group.layers...)
-			perLayer = true
 			continue
 		}
 		out = append(out, t)
 	}
-	return out, perLayer
+	return out
 }
 
 // publishedOf is what a pipeline publishes of an endpoint's tracks: a

@@ -32,7 +32,8 @@ func (e *Endpoint) negotiateSubscriber(ctx context.Context, offer string, gather
 	if err != nil {
 		return "", err
 	}
-	tracks, perLayer := e.relayedTracks(tracks, sections)
+	tracks = e.relayedTracks(tracks, sections)
+	layered := perLayer(tracks)
 	pts, err := viewerPayloadTypes(sections, tracks)
 	if err != nil {
 		return "", err
@@ -55,7 +56,7 @@ func (e *Endpoint) negotiateSubscriber(ctx context.Context, offer string, gather
 	for _, t := range tracks {
 		if pt, ok := pts[t]; ok {
 			d := newDownTrack(t, sub, pt)
-			if t.group != nil && !perLayer {
+			if t.group != nil && !layered {
 				d.sel = newLayerSel(d, t.group, int8(e.pin.Load())-1)
 			}
 			sub.downs = append(sub.downs, d)
