@@ -10,17 +10,7 @@ import (
 // enableGRO turns UDP_GRO on for conn and tells whether the kernel took it
 // (Linux 5.0 and later).
 func enableGRO(conn *net.UDPConn) bool {
-	raw, err := conn.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var serr error
-	if err = raw.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1)
-	}); err != nil || serr != nil {
-		return false
-	}
-	return true
+	return setsockoptInt(conn, unix.SOL_UDP, unix.UDP_GRO, 1) == nil
 }
 
 // groSegment returns the segment size that a UDP_GRO control message in
