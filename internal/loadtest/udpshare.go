@@ -2,7 +2,6 @@ package loadtest
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -136,7 +135,10 @@ func (s *sharedSocket) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 			continue
 		}
 		if len(b) < len(pkt) {
-			return 0, from, errors.New("read buffer too small")
+			// Dropped, as a socket drops what does not fit: an error here
+			// would end the mux's read loop, and with it every viewer on
+			// the socket. (pion reads with 8 KiB; the server sends less.)
+			continue
 		}
 		return copy(b, pkt), from, nil
 	}
