@@ -413,11 +413,8 @@ func TestClusterRelayParentKilled(t *testing.T) {
 // the registry shows it draining; when its viewer leaves, it shuts down by
 // itself.
 func TestClusterDrain(t *testing.T) {
-	srv := redistest.Start(t)
-	a := startNode(t, "a", srv.URL, "c6:")
-	b := startNode(t, "b", srv.URL, "c6:", "-drain-timeout", "60s")
-	testpeer.MustWHIPPublisher(t, a.Server, nil, "show", testpeer.WHIPOptions{Query: url.Values{"email": {"star@x"}}})
-	vb := mustWatch(t, b, "show", "vb@x")
+	ec := startEdgeCase(t, "c6:", "-drain-timeout", "60s")
+	a, b, vb := ec.a, ec.b, ec.vb
 
 	want(t, b.REST.Do(http.MethodPost, "/cluster/drain", "", nil), http.StatusAccepted)
 	aURL, bURL := strings.TrimSuffix(a.URL, "/signal"), strings.TrimSuffix(b.URL, "/signal")
@@ -465,11 +462,8 @@ func TestClusterDrain(t *testing.T) {
 // rolling deploy relies on: the node stays up and keeps its viewer playing,
 // sends new WHEP viewers to another node, and exits 0 once the viewer left.
 func TestClusterDrainOnSIGTERM(t *testing.T) {
-	srv := redistest.Start(t)
-	a := startNode(t, "a", srv.URL, "c9:")
-	b := startNode(t, "b", srv.URL, "c9:", "-drain-timeout", "60s")
-	testpeer.MustWHIPPublisher(t, a.Server, nil, "show", testpeer.WHIPOptions{Query: url.Values{"email": {"star@x"}}})
-	vb := mustWatch(t, b, "show", "vb@x")
+	ec := startEdgeCase(t, "c13:", "-drain-timeout", "60s")
+	a, b, vb := ec.a, ec.b, ec.vb
 
 	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -17,11 +17,8 @@ import (
 // sends new ones elsewhere, as a draining node does: WHEP with a 307 to a
 // node that has room, the original protocol with 503 and Retry-After.
 func TestClusterNodeFull(t *testing.T) {
-	srv := redistest.Start(t)
-	a := startNode(t, "a", srv.URL, "c8:")
-	b := startNode(t, "b", srv.URL, "c8:", "-node-max-viewers", "1")
-	testpeer.MustWHIPPublisher(t, a.Server, nil, "show", testpeer.WHIPOptions{Query: url.Values{"email": {"star@x"}}})
-	vb := mustWatch(t, b, "show", "vb@x")
+	ec := startEdgeCase(t, "c11:", "-node-max-viewers", "1")
+	a, b, vb := ec.a, ec.b, ec.vb
 
 	wantSentElsewhere(t, b, a, "the full node")
 	// The viewer b holds plays on.
@@ -41,11 +38,8 @@ func TestClusterNodeFull(t *testing.T) {
 // after -redis-owner-ttl (3 s here) or sooner, when the edge notices its
 // relay source is gone.
 func TestClusterOriginKilled(t *testing.T) {
-	srv := redistest.Start(t)
-	a := startNode(t, "a", srv.URL, "c9:")
-	b := startNode(t, "b", srv.URL, "c9:")
-	testpeer.MustWHIPPublisher(t, a.Server, nil, "show", testpeer.WHIPOptions{Query: url.Values{"email": {"star@x"}}})
-	vb := mustWatch(t, b, "show", "vb@x")
+	ec := startEdgeCase(t, "c12:")
+	a, b, vb := ec.a, ec.b, ec.vb
 
 	a.kill9()
 	killed := time.Now()
@@ -66,13 +60,10 @@ func TestClusterOriginKilled(t *testing.T) {
 // relay that carries it to another node keep flowing, and that node's
 // viewer keeps playing; new work is refused until Redis is back.
 func TestClusterRedisAway(t *testing.T) {
-	srv := redistest.Start(t)
-	a := startNode(t, "a", srv.URL, "c10:")
-	b := startNode(t, "b", srv.URL, "c10:")
-	testpeer.MustWHIPPublisher(t, a.Server, nil, "show", testpeer.WHIPOptions{Query: url.Values{"email": {"star@x"}}})
-	vb := mustWatch(t, b, "show", "vb@x")
+	ec := startEdgeCase(t, "c10:")
+	b, vb := ec.b, ec.vb
 
-	srv.Stop()
+	ec.redis.Stop()
 	waitFor(t, "b's health check DOWN", func() bool {
 		return b.REST.Do(http.MethodGet, "/healthcheck/_check", "", nil).Status == http.StatusServiceUnavailable
 	})
@@ -116,4 +107,23 @@ func wantSentElsewhere(t *testing.T, from, to *proc, what string) {
 	if r.Header.Get("Retry-After") == "" {
 		t.Errorf("REST join on %s: no Retry-After: %s", what, r)
 	}
+}
+
+// edgeCase is a two-node cluster on its own Redis: a WHIP presenter,
+// star@x, live in room "show" on origin a, and a WHEP viewer, vb@x,
+// playing on edge b.
+type edgeCase struct {
+	redis *redistest.Server
+	a, b  *proc
+	vb    *testpeer.WHEPViewer
+}
+
+// startEdgeCase starts an edgeCase, with the extra flags for b.
+func startEdgeCase(t *testing.T, prefix string, bFlags ...string) edgeCase {
+	t.Helper()
+	srv := redistest.Start(t)
+	a := startNode(t, "a", srv.URL, prefix)
+	b := startNode(t, "b", srv.URL, prefix, bFlags...)
+	testpeer.MustWHIPPublisher(t, a.Server, nil, "show", testpeer.WHIPOptions{Query: url.Values{"email": {"star@x"}}})
+	return edgeCase{redis: srv, a: a, b: b, vb: mustWatch(t, b, "show", "vb@x")}
 }
