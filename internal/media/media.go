@@ -165,6 +165,9 @@ type Traffic struct {
 	NACKs, PLIs    uint64
 	// LayerSwitches counts simulcast viewers' switches of layer.
 	LayerSwitches uint64
+	// PacketsDuplicate counts presenters' packets dropped at ingest as
+	// copies of packets already forwarded (see EndpointStats).
+	PacketsDuplicate uint64
 }
 
 // Usage is how much of the machine the media engine uses, in percent.

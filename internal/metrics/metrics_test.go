@@ -83,7 +83,7 @@ func TestExposition(t *testing.T) {
 			return live.Counts{Rooms: 2, Viewers: 5, Sessions: 7, Pipelines: 2, Endpoints: 8}
 		}},
 		Engine: fakeEngine{traffic: func() media.Traffic {
-			return media.Traffic{PacketsIn: 100, PacketsOut: 450, BytesIn: 1e5, BytesOut: 4.5e5, PacketsDropped: 3, NACKs: 4, PLIs: 6, LayerSwitches: 5}
+			return media.Traffic{PacketsIn: 100, PacketsOut: 450, BytesIn: 1e5, BytesOut: 4.5e5, PacketsDropped: 3, NACKs: 4, PLIs: 6, LayerSwitches: 5, PacketsDuplicate: 7}
 		}},
 		Usage:        func() (media.Usage, bool) { return media.Usage{CPUPercent: 12.5, MemoryPercent: 3}, true },
 		Overloaded:   func() error { return errors.New("CPU") },
@@ -117,6 +117,7 @@ func TestExposition(t *testing.T) {
 		{"onair_media_nacks_total", nil, 4},
 		{"onair_media_plis_total", nil, 6},
 		{"onair_media_layer_switches_total", nil, 5},
+		{"onair_media_packets_duplicate_total", nil, 7},
 		{"onair_media_cpu_percent", nil, 12.5},
 		{"onair_media_memory_percent", nil, 3},
 		{"onair_media_overloaded", nil, 1},

@@ -28,6 +28,7 @@ var (
 	descNACKs      = desc("onair_media_nacks_total", "Retransmissions asked for by viewers (NACKed packets).")
 	descPLIs       = desc("onair_media_plis_total", "Keyframe requests: PLI and FIR from viewers, and PLIs sent to presenters.")
 	descSwitches   = desc("onair_media_layer_switches_total", "Simulcast viewers' switches from one layer to another.")
+	descDuplicates = desc("onair_media_packets_duplicate_total", "Presenters' packets dropped on arrival as copies of packets already forwarded (a browser's RTX padding, a relay's replay after failover).")
 
 	descCPU        = desc("onair_media_cpu_percent", "The media engine's CPU use at the last sample, in percent of the whole machine.")
 	descMemory     = desc("onair_media_memory_percent", "The media engine's resident memory at the last sample, in percent of the machine's.")
@@ -42,7 +43,7 @@ var (
 func (s *state) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRooms, descViewers, descSessions, descPipelines, descEndpoints,
 		descPacketsIn, descPacketsOut, descBytesIn, descBytesOut, descDropped, descNACKs, descPLIs,
-		descSwitches, descCPU, descMemory, descOverloaded, descWebhookQueue, descHLSViewers, descHLSMuxers} {
+		descSwitches, descDuplicates, descCPU, descMemory, descOverloaded, descWebhookQueue, descHLSViewers, descHLSMuxers} {
 		ch <- d
 	}
 }
@@ -72,6 +73,7 @@ func (s *state) Collect(ch chan<- prometheus.Metric) {
 		counter(descNACKs, t.NACKs)
 		counter(descPLIs, t.PLIs)
 		counter(descSwitches, t.LayerSwitches)
+		counter(descDuplicates, t.PacketsDuplicate)
 	}
 	if s.src.Usage != nil {
 		if u, ok := s.src.Usage(); ok {

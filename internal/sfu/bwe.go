@@ -268,8 +268,10 @@ func (s *layerSel) choose(now time.Time, audio *upTrack) {
 	}
 	// Up only on what was sent: an estimate left by a decrease (what got
 	// through a congested path, less a margin) may be just above the next
-	// layer, but the next layer's rate varies more than that margin.
-	if b.est == 0 || min(b.est, b.sent) >= need(next) {
+	// layer, but the next layer's rate varies more than that margin. (sent
+	// never exceeds est: both grow with the send rate, and a decrease
+	// lowers est and restarts sent from zero.)
+	if b.est == 0 || b.sent >= need(next) {
 		if b.aboveSince.IsZero() {
 			b.aboveSince = now
 		}

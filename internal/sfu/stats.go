@@ -26,6 +26,7 @@ func addStats(t *media.Traffic, s media.EndpointStats) {
 	t.NACKs += s.NACKs
 	t.PLIs += s.PLIs
 	t.LayerSwitches += s.LayerSwitches
+	t.PacketsDuplicate += s.PacketsDuplicate
 }
 
 // retire adds a released endpoint's counters to the engine's and takes it

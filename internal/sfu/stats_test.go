@@ -29,11 +29,12 @@ func TestTrafficKeepsReleasedEndpoints(t *testing.T) {
 	p.packetsIn.Add(10)
 	p.bytesIn.Add(1000)
 	p.plis.Add(1)
+	p.duplicates.Add(4)
 	v.packetsOut.Add(7)
 	v.bytesOut.Add(700)
 	v.dropped.Add(3)
 	v.nacks.Add(2)
-	want := media.Traffic{PacketsIn: 10, PacketsOut: 7, BytesIn: 1000, BytesOut: 700, PacketsDropped: 3, NACKs: 2, PLIs: 1}
+	want := media.Traffic{PacketsIn: 10, PacketsOut: 7, BytesIn: 1000, BytesOut: 700, PacketsDropped: 3, NACKs: 2, PLIs: 1, PacketsDuplicate: 4}
 	if got := e.Traffic(); got != want {
 		t.Fatalf("live endpoints: %+v, want %+v", got, want)
 	}
