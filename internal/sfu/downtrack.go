@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -40,8 +41,13 @@ type subscriber struct {
 	sh   atomic.Pointer[shard]               // from attach on
 	gone atomic.Bool                         // detached: nothing more is sent
 	// pending is the viewer's part of the burst its shard's writer is
-	// sending; the writer alone uses it.
+	// sending; the writer alone uses it, and the sender reports' schedule
+	// (srreport.go): when the next is due, whether it goes in this burst.
 	pending []outPacket
+	srNext  time.Time
+	srDue   bool
+	srPkts  []rtcp.Packet
+	pc      *webrtc.PeerConnection // set by attach, for the sender reports
 
 	mu       sync.Mutex
 	attached bool
@@ -73,7 +79,7 @@ func (s *subscriber) flush() {
 
 // attach joins the viewer's tracks to the broadcast, once it is connected,
 // in the least loaded writer's shard.
-func (s *subscriber) attach() {
+func (s *subscriber) attach(pc *webrtc.PeerConnection) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.attached || s.detached {
@@ -91,6 +97,10 @@ func (s *subscriber) attach() {
 	s.attached = true
 	for _, d := range s.downs {
 		d.join()
+	}
+	if s.reports && pc != nil {
+		s.pc = pc
+		sh.reportTo(s)
 	}
 }
 

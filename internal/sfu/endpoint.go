@@ -295,7 +295,7 @@ func (e *Endpoint) onState(pc *webrtc.PeerConnection, s webrtc.PeerConnectionSta
 			if sub.direct != nil {
 				sub.direct.start(pc.CurrentRemoteDescription())
 			}
-			sub.attach()
+			sub.attach(pc)
 		}
 	}
 }

@@ -62,7 +62,7 @@ func benchViewers(p *Pipeline, up *upTrack, n int, g *layerGroup) ([]*subscriber
 		d.bind.Load().extMap[3] = 4
 		s.downs = []*downTrack{d}
 		ep.sub = s
-		s.attach()
+		s.attach(nil)
 		subs[i] = s
 	}
 	stop := func() {

@@ -90,9 +90,6 @@ func (e *Endpoint) negotiateSubscriber(ctx context.Context, offer string, gather
 	if err != nil {
 		return "", err
 	}
-	if sub.reports {
-		e.goroutine(func() { sub.reportLoop(pc) })
-	}
 	e.startSelectors(sub, tracks)
 	return answer, nil
 }

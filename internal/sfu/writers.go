@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -171,13 +172,25 @@ type shard struct {
 	start   int           // rotates which viewer is sent to first
 	replays []*downTrack  // viewers being replayed to
 	ticker  *time.Ticker  // paces replays while there are any
+	// The viewers sent sender reports (srreport.go), and the timer that
+	// wakes the writer for the next due (set for reportAt; zero: stopped).
+	reporters   reporters
+	reportTimer *time.Timer
+	reportAt    time.Time
+
+	// Viewers to send sender reports to from now on, added by attach.
+	joinMu sync.Mutex
+	joins  []*subscriber
+	joined atomic.Bool // joins is not empty
 }
 
 func newShard(w *writerPool, i, queueLen int) *shard {
 	t := time.NewTicker(time.Hour)
 	t.Stop()
+	r := time.NewTimer(time.Hour)
+	r.Stop()
 	return &shard{pool: w, idx: i, queue: make(chan item, queueLen), wake: make(chan struct{}, 1),
-		perPacket: w.e.cfg.SendPerPacket, ticker: t}
+		perPacket: w.e.cfg.SendPerPacket, ticker: t, reportTimer: r}
 }
 
 // push queues an item without waiting; false when the queue is full.
@@ -209,16 +222,20 @@ func (sh *shard) run(stop <-chan struct{}) {
 		case <-sh.wake:
 		case now := <-sh.ticker.C:
 			sh.pace(now)
+		case <-sh.reportTimer.C:
 		case <-stop:
 			return
 		}
 		sh.collect()
+		sh.dueReports()
 		sh.send()
 	}
 }
 
-// idle leaves the shard as a new writer expects it: no replay going on.
+// idle leaves the shard as a new writer expects it: no replay going on,
+// the viewers to report to handed on.
 func (sh *shard) idle() {
+	sh.stopReports()
 	sh.ticker.Stop()
 	for _, d := range sh.replays {
 		d.rp = nil
@@ -293,7 +310,7 @@ func (sh *shard) send() {
 // sendPending writes a viewer's part of a burst as one batch of sends,
 // flushed at the end of each video frame: a frame's packets, which go to the
 // same address and are mostly of the same size, then leave in one system
-// call (see udpbatch).
+// call (see udpbatch). A sender report due goes in the last batch.
 func (s *subscriber) sendPending() {
 	s.begin()
 	for i, o := range s.pending {
@@ -302,6 +319,10 @@ func (s *subscriber) sendPending() {
 			s.flush()
 			s.begin()
 		}
+	}
+	if s.srDue {
+		s.srDue = false
+		s.sendReports()
 	}
 	s.flush()
 	clear(s.pending)
