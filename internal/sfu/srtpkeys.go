@@ -104,20 +104,25 @@ func (k *dtlsSecrets) ExportKeyingMaterial(label string, context []byte, length 
 }
 
 // context makes the SFU's SRTP context for the viewer, the one pion's
-// session has, and tells how many bytes it adds to a packet. With cryptex,
-// header extensions are encrypted too (RFC 9335).
-func (k *dtlsSecrets) context(cryptex bool) (*srtp.Context, int, error) {
+// session has, sets seal up too with an AEAD GCM profile (and tells
+// whether it did), and tells how many bytes SRTP adds to a packet. With
+// cryptex, header extensions are encrypted too (RFC 9335).
+func (k *dtlsSecrets) context(cryptex bool, seal *gcmSealer) (*srtp.Context, bool, int, error) {
 	k.mu.Lock()
 	profile := k.profile
 	k.mu.Unlock()
 	if profile == 0 {
-		return nil, 0, errNoSecrets
+		return nil, false, 0, errNoSecrets
 	}
 	cfg := srtp.Config{Profile: profile}
 	err := cfg.ExtractSessionKeysFromDTLS(k, false)
 	k.forget()
 	if err != nil {
-		return nil, 0, err
+		return nil, false, 0, err
+	}
+	sealed, err := seal.init(profile, cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, cryptex)
+	if err != nil {
+		return nil, false, 0, err
 	}
 	var opts []srtp.ContextOption
 	if cryptex {
@@ -125,12 +130,12 @@ func (k *dtlsSecrets) context(cryptex bool) (*srtp.Context, int, error) {
 	}
 	ctx, err := srtp.CreateContext(cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, profile, opts...)
 	if err != nil {
-		return nil, 0, err
+		return nil, false, 0, err
 	}
 	aead, err1 := profile.AEADAuthTagLen()
 	auth, err2 := profile.AuthTagRTPLen()
 	if err1 != nil || err2 != nil {
-		return nil, 0, fmt.Errorf("sfu: SRTP profile %d: %w", profile, errors.Join(err1, err2))
+		return nil, false, 0, fmt.Errorf("sfu: SRTP profile %d: %w", profile, errors.Join(err1, err2))
 	}
-	return ctx, aead + auth, nil
+	return ctx, sealed, aead + auth, nil
 }

@@ -47,7 +47,7 @@ func TestDTLSSecretsMatchTheExporter(t *testing.T) {
 			if err != nil || !bytes.Equal(got, want) {
 				t.Fatalf("exported %x (%v), want %x", got, err, want)
 			}
-			if _, _, err := k.context(false); err != nil || k.profile != srtp.ProtectionProfile(c.profile) {
+			if _, _, _, err := k.context(false, &gcmSealer{}); err != nil || k.profile != srtp.ProtectionProfile(c.profile) {
 				t.Fatalf("context: %v, profile %v", err, k.profile)
 			}
 			if _, err := k.ExportKeyingMaterial("EXTRACTOR-dtls_srtp", nil, 60); err == nil {

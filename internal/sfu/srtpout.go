@@ -16,8 +16,11 @@ import (
 
 // A viewer's direct path sends its forwarded RTP without pion's RTPSender:
 // the writer marshals each packet into the batch of the viewer's own socket,
-// encrypts it there with the viewer's SRTP context and sends it with the
-// batch (see udpbatch). Pion's path for the same packet goes through the
+// encrypts it there (AES-GCM profiles with the SFU's own sealer, srtpseal.go;
+// others with the viewer's pion SRTP context) and sends it with the batch
+// (see udpbatch). Every packet of a viewer, retransmissions too, is written
+// by its shard's writer, under mu: the sealer's per-SSRC state needs no
+// lock of its own. Pion's path for the same packet goes through the
 // track's interceptors, pion's SRTP session and the ICE connection, and
 // costs several copies and locks more.
 //
@@ -45,8 +48,11 @@ type directPath struct {
 	state directState
 	route directRoute
 	ctx   *srtp.Context
-	tag   int        // the bytes SRTP adds to a packet
-	hdr   rtp.Header // EncryptRTP's scratch
+	// RTP with an AEAD GCM profile (srtpseal.go), if sealed; ctx's if not.
+	seal   gcmSealer
+	sealed bool
+	tag    int        // the bytes SRTP adds to a packet
+	hdr    rtp.Header // EncryptRTP's scratch
 	// The packet Fill writes.
 	h       *rtp.Header
 	payload []byte
@@ -117,7 +123,7 @@ func (o *directPath) start(offer *webrtc.SessionDescription) {
 	// declares it can receive them: on every RTP section, as pion refuses a
 	// mix.
 	cryptex := strings.Contains(offer.SDP, "\na=cryptex")
-	ctx, tag, err := o.keys.context(cryptex)
+	ctx, sealed, tag, err := o.keys.context(cryptex, &o.seal)
 	if err != nil {
 		o.sub.ep.log.Debug("viewer keeps the pion send path", "reason", err)
 		return
@@ -131,7 +137,7 @@ func (o *directPath) start(offer *webrtc.SessionDescription) {
 		o.sub.ep.log.Debug("viewer keeps the pion send path", "reason", "candidate pair", "pair", pair.String())
 		return
 	}
-	o.ctx, o.tag, o.route, o.state = ctx, tag, r, directOn
+	o.ctx, o.sealed, o.tag, o.route, o.state = ctx, sealed, tag, r, directOn
 	o.sub.ep.log.Debug("viewer's RTP sent directly", "to", r.to)
 }
 
@@ -157,7 +163,7 @@ func (o *directPath) switchTo(pair *webrtc.ICECandidatePair) string {
 	o.state, o.route = directOff, directRoute{}
 	for _, d := range o.sub.downs {
 		if b := d.bind.Load(); b != nil {
-			if roc, ok := o.ctx.ROC(b.ssrc); ok && roc > 0 {
+			if roc, ok := o.roc(b.ssrc); ok && roc > 0 {
 				return "the media path moved to a relay after its sequence numbers wrapped"
 			}
 		}
@@ -218,14 +224,45 @@ func (o *directPath) send(h *rtp.Header, payload []byte) (direct bool, err error
 
 var errSRTPGrew = errors.New("sfu: the SRTP packet outgrew its room")
 
+// roc tells the rollover counter of an SSRC's packets sent directly.
+func (o *directPath) roc(ssrc uint32) (uint32, bool) {
+	if o.sealed {
+		return o.seal.roc(ssrc)
+	}
+	return o.ctx.ROC(ssrc)
+}
+
 // Fill marshals the packet into dst and encrypts it in place
-// (udpbatch.Filler).
+// (udpbatch.Filler): with the viewer's sealer if it has one, with its pion
+// context otherwise or for a packet the sealer leaves to pion.
 func (o *directPath) Fill(dst []byte) (int, error) {
-	n, err := o.h.MarshalTo(dst)
+	hl, err := o.h.MarshalTo(dst)
 	if err != nil {
 		return 0, err
 	}
-	n += copy(dst[n:], o.payload)
+	n := hl + copy(dst[hl:], o.payload)
+	if !o.sealed {
+		return o.fillPion(dst, n)
+	}
+	if n+o.tag > len(dst) {
+		return 0, errSRTPGrew
+	}
+	st := o.seal.stream(o.h.SSRC)
+	roc, err := st.next(o.h.SequenceNumber)
+	if err != nil {
+		return 0, err
+	}
+	if !o.seal.sealable(o.h) {
+		// pion's context has not seen the stream's packets: it is
+		// given their rollover counter, which it uses for the next one.
+		o.ctx.SetROC(o.h.SSRC, roc)
+		return o.fillPion(dst, n)
+	}
+	return o.seal.seal(st, roc, o.h, dst, hl, n), nil
+}
+
+// fillPion encrypts the packet dst[:n] in place with the pion context.
+func (o *directPath) fillPion(dst []byte, n int) (int, error) {
 	out, err := o.ctx.EncryptRTP(dst[:0:len(dst)], dst[:n], &o.hdr)
 	if err != nil {
 		return 0, err

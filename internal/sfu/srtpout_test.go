@@ -27,8 +27,9 @@ import (
 )
 
 // The SFU's own send path (srtpout.go), through real pion viewers on
-// loopback: a viewer declaring header encryption (cryptex), one that does
-// not, and one that wants to be the DTLS server (which keeps pion's path)
+// loopback: a viewer declaring header encryption (cryptex), two that do
+// not (AES-GCM, sealed by the SFU's own sealer, and AES-CM, by pion's
+// context), and one that wants to be the DTLS server (which keeps pion's path)
 // get every video and audio packet intact, their header extensions too; the
 // packets each viewer loses once are recovered by NACK, across a wrap of the
 // sequence numbers (the SRTP rollover counter); a PLI still reaches the SFU;
@@ -44,6 +45,8 @@ func TestDirectPath(t *testing.T) {
 
 	viewers := []*directViewer{
 		newDirectViewer(ctx, t, mp, "cryptex", webrtc.Configuration{}, dtls.SRTP_AEAD_AES_128_GCM, false),
+		newDirectViewer(ctx, t, mp, "gcm", webrtc.Configuration{
+			RTPHeaderEncryptionPolicy: webrtc.RTPHeaderEncryptionPolicyDisable}, dtls.SRTP_AEAD_AES_128_GCM, false),
 		newDirectViewer(ctx, t, mp, "plain", webrtc.Configuration{
 			RTPHeaderEncryptionPolicy: webrtc.RTPHeaderEncryptionPolicyDisable}, dtls.SRTP_AES128_CM_HMAC_SHA1_80, false),
 		newDirectViewer(ctx, t, mp, "passive", webrtc.Configuration{}, dtls.SRTP_AEAD_AES_128_GCM, true),
