@@ -57,11 +57,18 @@ type rawSender struct {
 // msgScratch is the memory of one sendmmsg: a batch carries it, so that it
 // is only held while a batch is.
 type msgScratch struct {
-	msgs [maxRuns]mmsghdr
-	iovs [maxRuns]unix.Iovec
-	sa4  [maxRuns]unix.RawSockaddrInet4
-	sa6  [maxRuns]unix.RawSockaddrInet6
-	oobs [maxRuns][oobSpace]byte // UDP_SEGMENT control messages
+	msgs []mmsghdr
+	iovs []unix.Iovec
+	sa4  []unix.RawSockaddrInet4
+	sa6  []unix.RawSockaddrInet6
+	oobs [][oobSpace]byte // UDP_SEGMENT control messages
+}
+
+// newMsgScratch makes room for a sendmmsg of up to runs messages.
+func newMsgScratch(runs int) msgScratch {
+	return msgScratch{msgs: make([]mmsghdr, runs), iovs: make([]unix.Iovec, runs),
+		sa4: make([]unix.RawSockaddrInet4, runs), sa6: make([]unix.RawSockaddrInet6, runs),
+		oobs: make([][oobSpace]byte, runs)}
 }
 
 // mmsghdr is struct mmsghdr.
@@ -92,7 +99,7 @@ func newSender(c *net.UDPConn) *rawSender {
 // were sent and, if none was, the error of the first.
 func (s *rawSender) sendRuns(b *batch, runs []run) (int, error) {
 	m := &b.msgs
-	k := min(len(runs), maxRuns)
+	k := min(len(runs), len(m.msgs))
 	for i := range k {
 		r := &runs[i]
 		h := &m.msgs[i].hdr

@@ -58,6 +58,7 @@ type run struct {
 	size     int // every datagram but the last is this long
 	n        int // datagrams
 	short    bool
+	owner    Dropper // told of the drop of the run's datagrams, if any
 }
 
 // batch is what a Conn holds from Begin to Flush: the buffered datagrams
@@ -71,18 +72,34 @@ type batch struct {
 // Buffers lends batches to Conns, which hold one only from Begin to Flush:
 // many sockets that batch in turn share a few buffers. Safe for concurrent
 // use.
-type Buffers struct{ pool sync.Pool }
+type Buffers struct {
+	pool     sync.Pool
+	maxBytes int // a batch's buffered bytes, past which it is sent
+	maxRuns  int // a batch's runs (messages of one sendmmsg)
+}
 
-// NewBuffers makes an empty pool.
-func NewBuffers() *Buffers {
-	return &Buffers{pool: sync.Pool{New: func() any {
-		return &batch{buf: make([]byte, 0, maxBatchBytes), runs: make([]run, 0, maxRuns)}
-	}}}
+// NewBuffers makes an empty pool of batches for sockets that each send to
+// one peer: of a few dozen datagrams.
+func NewBuffers() *Buffers { return NewBuffersSized(maxBatchBytes, maxRuns) }
+
+// NewBuffersSized makes an empty pool of batches of up to maxBytes buffered
+// bytes and maxRuns runs, for a socket that sends to many peers in one
+// batch: each peer's datagrams are a run, and one sendmmsg carries up to
+// maxRuns of them.
+func NewBuffersSized(maxBytes, maxRuns int) *Buffers {
+	maxBytes, maxRuns = max(maxBytes, maxSegmentSize), max(maxRuns, 1)
+	b := &Buffers{maxBytes: maxBytes, maxRuns: maxRuns}
+	b.pool.New = func() any {
+		return &batch{buf: make([]byte, 0, maxBytes), runs: make([]run, 0, maxRuns),
+			msgs: newMsgScratch(maxRuns)}
+	}
+	return b
 }
 
 func (b *Buffers) get() *batch { return b.pool.Get().(*batch) }
 
 func (b *Buffers) put(x *batch) {
+	clear(x.runs) // the owners
 	x.buf, x.runs = x.buf[:0], x.runs[:0]
 	b.pool.Put(x)
 }
@@ -252,7 +269,7 @@ func (c *Conn) addLocked(p []byte, to netip.AddrPort) {
 	off := c.reserveLocked(len(p))
 	b := c.b
 	b.buf = append(b.buf[:off], p...)
-	c.placeLocked(off, to)
+	c.placeLocked(off, to, nil)
 }
 
 // reserveLocked makes room for a datagram of up to size bytes at the end of
@@ -262,7 +279,7 @@ func (c *Conn) reserveLocked(size int) int {
 	if c.b == nil {
 		c.b = c.bufs.get()
 	}
-	if len(c.b.buf)+size > maxBatchBytes {
+	if len(c.b.buf)+size > c.bufs.maxBytes {
 		c.sendLocked()
 	}
 	return len(c.b.buf)
@@ -270,15 +287,15 @@ func (c *Conn) reserveLocked(size int) int {
 
 // placeLocked adds the datagram at b.buf[off:] to the batch, extending the
 // last run when GSO can carry it with it.
-func (c *Conn) placeLocked(off int, to netip.AddrPort) {
+func (c *Conn) placeLocked(off int, to netip.AddrPort, owner Dropper) {
 	b := c.b
 	n := len(b.buf) - off
 	extend := false
 	if k := len(b.runs); k > 0 {
 		r := &b.runs[k-1]
-		extend = r.to == to && !r.short && r.n < maxSegments && n <= r.size && n > 0
+		extend = r.to == to && r.owner == owner && !r.short && r.n < maxSegments && n <= r.size && n > 0
 	}
-	if !extend && len(b.runs) == maxRuns {
+	if !extend && len(b.runs) == c.bufs.maxRuns {
 		// Send the runs so far; the datagram moves to the front.
 		p := b.buf[off:]
 		b.buf = b.buf[:off]
@@ -293,13 +310,22 @@ func (c *Conn) placeLocked(off int, to netip.AddrPort) {
 		r.short = n < r.size
 		return
 	}
-	b.runs = append(b.runs, run{to: to, off: off, end: len(b.buf), size: n, n: 1})
+	b.runs = append(b.runs, run{to: to, off: off, end: len(b.buf), size: n, n: 1, owner: owner})
 }
 
 // A Filler writes one datagram into dst, which is as long as the size it
 // was given for, and returns the datagram's length.
 type Filler interface {
 	Fill(dst []byte) (int, error)
+}
+
+// A Dropper is a Filler told how many of the datagrams it filled into a
+// batch were dropped because the socket's send buffer was full (one Conn
+// may batch for many writers, each of which counts its own). A run of a
+// batch holds one Dropper's datagrams, so it must be comparable (a
+// pointer). It is called with the Conn locked and must not use it.
+type Dropper interface {
+	Dropped(datagrams int)
 }
 
 // WriteFilled sends a datagram of up to size bytes that f writes in place:
@@ -323,7 +349,8 @@ func (c *Conn) WriteFilled(to netip.AddrPort, size int, f Filler) (int, error) {
 			return 0, fillError(err)
 		}
 		b.buf = b.buf[:off+n]
-		c.placeLocked(off, to)
+		owner, _ := f.(Dropper)
+		c.placeLocked(off, to, owner)
 		c.mu.Unlock()
 		return n, nil
 	}
@@ -403,6 +430,9 @@ func (c *Conn) sendLocked() {
 				c.ctr.datagrams.Add(uint64(r.n))
 				c.ctr.dropped.Add(uint64(r.n))
 				c.failed(err, uint64(r.n))
+				if r.owner != nil {
+					r.owner.Dropped(r.n)
+				}
 			}
 			break
 		}
@@ -416,6 +446,7 @@ func (c *Conn) sendLocked() {
 		c.failed(err, uint64(runs[0].n))
 		runs = runs[1:]
 	}
+	clear(b.runs)
 	b.buf, b.runs = b.buf[:0], b.runs[:0]
 }
 
