@@ -75,7 +75,8 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		PublicIPs: cfg.PublicIPs, Loopback: cfg.ICELoopback, AllowedIPs: cfg.ICEAllowedIPs,
 		DisconnectTimeout: cfg.DisconnectTimeout, ConnectTimeout: cfg.ConnectTimeout,
 		PresenterWait: cfg.PresenterWait, MaxVideoBitrate: cfg.MaxVideoBitrate, Writers: cfg.MediaWriters, Logger: log,
-		OnConnect: obs.connected,
+		SocketPerViewer: cfg.SocketPerViewer,
+		OnConnect:       obs.connected,
 	})
 	if err != nil {
 		return nil, err

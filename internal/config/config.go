@@ -36,8 +36,9 @@ type Config struct {
 	ICELoopback            bool
 	ICEAllowedIPs          []netip.Prefix
 	ICEServers             []media.ICEServer
-	MaxVideoBitrate        int // bit/s, 0 = no cap
-	MediaWriters           int // goroutines sending to viewers, 0 = one per core
+	MaxVideoBitrate        int  // bit/s, 0 = no cap
+	MediaWriters           int  // goroutines sending to viewers, 0 = one per core
+	SocketPerViewer        bool // each viewer its own UDP sockets, not its writer's
 
 	// Timeouts.
 	DisconnectTimeout time.Duration
@@ -91,6 +92,7 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 	allowed := fs.String("ice-allowed-ips", "", "comma-separated local IPs or prefixes to gather candidates on (default: all)")
 	iceServers := fs.String("ice-servers", "", "comma-separated STUN/TURN URLs handed to clients; TURN credentials as turn:user:pass@host:port")
 	fs.IntVar(&c.MediaWriters, "media-writers", 0, "goroutines that send media to viewers, each to a shard of them (0: one per core)")
+	fs.BoolVar(&c.SocketPerViewer, "ice-socket-per-viewer", false, "give each viewer UDP sockets of its own (default: viewers share their media writer's sockets, one per writer and local address)")
 	kbps := fs.Int("max-video-kbps", 0, "video bitrate asked of presenters, in kbit/s (0: no cap)")
 	fs.DurationVar(&c.DisconnectTimeout, "disconnect-timeout", 15*time.Second, "end a session whose media stays disconnected this long")
 	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", 30*time.Second, "end a session whose media has not connected this long after its offer")

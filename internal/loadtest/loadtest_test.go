@@ -284,14 +284,16 @@ func TestSimulcastRun(t *testing.T) {
 	}
 }
 
-// TestSharedSocketRun loads a real onair with viewers on two shared UDP
-// sockets, two of six sampled (decrypting every packet), over each viewer
+// TestSharedSocketRun loads a real onair (with a socket per viewer) with
+// viewers on two shared UDP sockets, two of six sampled (decrypting every packet), over each viewer
 // protocol: all get media with no loss, the other four count it from the
 // packet headers as much as the sampled ones do, and forwarding latency
 // comes from the sampled ones.
 func TestSharedSocketRun(t *testing.T) {
 	checkGoroutines(t)
-	url, a := startServer(t)
+	// Viewers sharing a socket are told apart by the server's address
+	// each is sent from: a port per viewer.
+	url, a := startServer(t, func(c *config.Config) { c.SocketPerViewer = true })
 	const viewers = 6
 	for i, c := range []struct {
 		protocol, codec string

@@ -363,6 +363,9 @@ func (e *Engine) subscriberAPI(tracks []*upTrack, pts map[*upTrack]uint8, sub *s
 	if sub.batch != nil {
 		se.SetNet(sub.batch)
 	}
+	if sub.homeSock != nil {
+		se.SetICEUDPMux(sub.homeSock.mux)
+	}
 	if simulcast {
 		sr, err := report.NewSenderInterceptor()
 		if err != nil {

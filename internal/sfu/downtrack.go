@@ -30,8 +30,12 @@ const wakeBacklog = 16
 type subscriber struct {
 	ep    *Endpoint
 	downs []*downTrack
-	batch *udpbatch.Net             // the viewer's sockets; nil on a shared UDP port
-	bwe   atomic.Pointer[estimator] // a simulcast viewer's (bwe.go)
+	batch *udpbatch.Net // the viewer's own sockets, if it has any
+	// home is the shard whose sockets (homeSock) the viewer is served on,
+	// when it has none of its own (shardsock.go).
+	home     *shard
+	homeSock *shardSocket
+	bwe      atomic.Pointer[estimator] // a simulcast viewer's (bwe.go)
 	// Without simulcast: the SFU writes the viewer's sender reports
 	// (srreport.go), and may send its RTP itself (srtpout.go; nil if not).
 	reports bool
@@ -86,7 +90,7 @@ func (s *subscriber) attach(pc *webrtc.PeerConnection) {
 		return
 	}
 	own := s.overTCP()
-	sh := s.ep.p.engine.writers.assign(own)
+	sh := s.ep.p.engine.writers.assign(own, s.home)
 	if sh == nil {
 		return // the engine is closing
 	}
@@ -132,6 +136,17 @@ func (s *subscriber) detach() {
 		}
 		s.ep.p.engine.writers.release(s.sh.Load())
 	}
+}
+
+// sockets are the viewer's sockets: its own, or its shard's.
+func (s *subscriber) sockets() *udpbatch.Net {
+	if s.batch != nil {
+		return s.batch
+	}
+	if s.homeSock != nil {
+		return s.homeSock.net
+	}
+	return nil
 }
 
 // binding is what pion negotiated for a viewer's track.

@@ -30,20 +30,25 @@ var (
 
 // Through real pion peers on loopback, every packet reaches every viewer
 // intact and in order, whether viewers' sends are batched (UDP GSO, one
-// wakeup per frame) or made one by one.
+// wakeup per frame) on their writer's sockets or on their own, or made one
+// by one.
 func TestForwardingIntact(t *testing.T) {
-	for _, perPacket := range []bool{false, true} {
-		t.Run(fmt.Sprintf("perPacket=%v", perPacket), func(t *testing.T) {
-			r := runForwarding(t, forwardRun{viewers: 3, frames: 45, perFrame: 6, perPacket: perPacket})
+	for _, c := range []struct {
+		name                 string
+		perPacket, perViewer bool
+	}{{"shared", false, false}, {"perViewer", false, true}, {"perPacket", true, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			r := runForwarding(t, forwardRun{viewers: 3, frames: 45, perFrame: 6, perPacket: c.perPacket,
+				socketPerViewer: c.perViewer})
 			if r.lost != 0 {
 				t.Errorf("%d packets lost", r.lost)
 			}
-			if !perPacket && r.sends.GSO && r.sends.GSOSends == 0 {
+			if !c.perPacket && r.sends.GSO && r.sends.GSOSends == 0 {
 				t.Errorf("no GSO send: %+v", r.sends)
 			}
-			// On their own sockets, viewers are sent every packet by the
-			// SFU's own SRTP path; one by one, through pion.
-			if want := map[bool]uint64{false: r.out, true: 0}[perPacket]; r.out == 0 || r.direct != want {
+			// Batched, viewers are sent every packet by the SFU's own SRTP
+			// path; one by one, through pion.
+			if want := map[bool]uint64{false: r.out, true: 0}[c.perPacket]; r.out == 0 || r.direct != want {
 				t.Errorf("%d of %d packets sent directly, want %d", r.direct, r.out, want)
 			}
 			t.Logf("%s", r)
@@ -66,19 +71,21 @@ func TestForwardingLatency(t *testing.T) {
 }
 
 type forwardRun struct {
-	viewers   int
-	frames    int           // video frames, at 30 per second, with an audio packet every 20 ms
-	perFrame  int           // packets per frame: 1,200 bytes of payload but the last
-	gap       time.Duration // between a frame's packets (0: back to back)
-	perPacket bool          // Config.SendPerPacket
-	writers   int           // Config.Writers
-	stalled   int           // viewers (the first) whose sockets stop being read once they get media
+	viewers         int
+	frames          int           // video frames, at 30 per second, with an audio packet every 20 ms
+	perFrame        int           // packets per frame: 1,200 bytes of payload but the last
+	gap             time.Duration // between a frame's packets (0: back to back)
+	perPacket       bool          // Config.SendPerPacket
+	socketPerViewer bool          // Config.SocketPerViewer
+	writers         int           // Config.Writers
+	stalled         int           // viewers (the first) whose sockets stop being read once they get media
 }
 
 type forwardResult struct {
 	packet, frame, audio []time.Duration // latencies, every viewer's
 	lost                 int             // of the viewers not stalled
-	sends                udpbatch.Stats  // the viewers' sockets'
+	sends                udpbatch.Stats  // the viewers' sockets' (their own or their writers')
+	ports                int             // the local ports of the viewers' selected candidate pairs
 	out, direct          uint64          // packets sent to viewers, and of them directly (srtpout.go)
 	shards               []int           // viewers per writer shard
 }
@@ -235,7 +242,8 @@ func runForwarding(t testing.TB, run forwardRun) forwardResult {
 	leakcheck.Check(t) // when the test ends, after the closes below
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	eng, mp := newLoopbackPipeline(t, Config{SendPerPacket: run.perPacket, Writers: run.writers}, "forwarding")
+	eng, mp := newLoopbackPipeline(t, Config{SendPerPacket: run.perPacket, Writers: run.writers,
+		SocketPerViewer: run.socketPerViewer}, "forwarding")
 	api := clientAPI(t)
 	var pcs []*webrtc.PeerConnection
 	defer func() {
@@ -355,6 +363,10 @@ func runForwarding(t testing.TB, run forwardRun) forwardResult {
 		r.direct += st.PacketsDirect
 	}
 	r.shards = eng.writers.loads()
+	if n, st := eng.writers.sockets(); n > 0 {
+		r.sends = st
+	}
+	r.ports = localPorts(t, eps)
 	from, _ := measureFrom.Load("from")
 	for i, v := range logs[run.stalled:] {
 		i += run.stalled
@@ -376,6 +388,21 @@ func runForwarding(t testing.TB, run forwardRun) forwardResult {
 		v.mu.Unlock()
 	}
 	return r
+}
+
+// localPorts counts the local ports of the viewers' selected candidate
+// pairs: the sockets they are sent from.
+func localPorts(t testing.TB, eps []*Endpoint) int {
+	t.Helper()
+	ports := map[uint16]bool{}
+	for _, ep := range eps {
+		pair, err := ep.sub.ice.Load().GetSelectedCandidatePair()
+		if err != nil || pair == nil {
+			t.Fatalf("viewer %s has no selected candidate pair: %v", ep.name, err)
+		}
+		ports[pair.Local.Port] = true
+	}
+	return len(ports)
 }
 
 // newLoopbackPipeline starts an engine that offers 127.0.0.1 only (cfg

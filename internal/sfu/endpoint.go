@@ -43,6 +43,7 @@ type Endpoint struct {
 	wg     sync.WaitGroup // the endpoint's own goroutines
 
 	tracks []*upTrack  // publisher: what it publishes
+	home   *shard      // a viewer's shard socket, held until Release (writers.go)
 	sub    *subscriber // subscriber: its queue and tracks
 	rec    *recording  // recorder (recorder.go): set at creation, never changed
 	pull   *pullState  // a relay pull (relay.go): set by its first Pull
@@ -354,7 +355,8 @@ func (e *Endpoint) Release() {
 		e.timer.Stop()
 		e.timer = nil
 	}
-	pc, sub, tracks := e.pc, e.sub, e.tracks
+	pc, sub, tracks, home := e.pc, e.sub, e.tracks, e.home
+	e.home = nil
 	e.mu.Unlock()
 	close(e.done)
 	if sub != nil {
@@ -372,16 +374,40 @@ func (e *Endpoint) Release() {
 		}
 	}
 	e.wg.Wait()
+	if home != nil {
+		e.p.engine.writers.unreserve(home)
+	}
 	if sub != nil && sub.batch != nil {
 		st := sub.batch.Stats()
 		e.log.Debug("viewer sends", "datagrams", st.Datagrams, "sends", st.Sends,
-			"gsoSends", st.GSOSends, "errors", st.Errors)
+			"gsoSends", st.GSOSends, "errors", st.Errors, "dropped", st.Dropped)
+	} else if sub != nil && sub.direct != nil {
+		e.log.Debug("viewer sends on its writer's socket", "packets", sub.direct.packets.Load(),
+			"dropped", sub.direct.dropped.Load())
 	}
 	if e.rec != nil {
 		e.rec.finish()
 	}
 	e.p.engine.retire(e) // leaves the pipeline, counters kept
 	e.log.Debug("endpoint released")
+}
+
+// reserveShard gives the viewer the shard whose sockets serve it, once (a
+// second offer after a failed one keeps it), and its sockets.
+func (e *Endpoint) reserveShard() (*shard, *shardSocket, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.released {
+		return nil, nil, media.ErrReleased
+	}
+	if e.home == nil {
+		sh, err := e.p.engine.writers.reserve()
+		if err != nil {
+			return nil, nil, err
+		}
+		e.home = sh
+	}
+	return e.home, e.p.engine.writers.socketOf(e.home), nil
 }
 
 // goroutine runs f as one of the endpoint's goroutines, which Release waits for.

@@ -67,6 +67,11 @@ type Config struct {
 	// network path mishandle batches.
 	SendPerPacket bool
 
+	// SocketPerViewer gives each viewer UDP sockets of its own, as before
+	// viewers shared their writer shard's sockets (shardsock.go): for
+	// comparison, and a way out should a network path need a port per peer.
+	SocketPerViewer bool
+
 	// OnConnect, if set, is told each endpoint's time from its offer to its
 	// first media connection (stats.go). It must not block.
 	OnConnect func(role media.Role, took time.Duration)
@@ -100,8 +105,11 @@ type Engine struct {
 	tcpCap  *capListener // the listener of tcpMux: tcp.go
 	sampler *sysstat.Sampler
 	batches *udpbatch.Buffers // lent to viewers' sockets while they batch sends
-	stats   engineStats       // totals of released endpoints: stats.go
-	writers *writerPool       // send to viewers: writers.go
+	// shardBatches are lent to the writers' sockets (writers.go), which
+	// batch the sends to many viewers.
+	shardBatches *udpbatch.Buffers
+	stats        engineStats // totals of released endpoints: stats.go
+	writers      *writerPool // send to viewers: writers.go
 
 	mu        sync.Mutex
 	pipelines map[string]*Pipeline
@@ -120,11 +128,12 @@ var _ media.Engine = (*Engine)(nil)
 func New(cfg Config) (*Engine, error) {
 	cfg.setDefaults()
 	e := &Engine{
-		cfg:       cfg,
-		log:       cfg.Logger.With("component", "sfu"),
-		pipelines: map[string]*Pipeline{},
-		sampler:   sysstat.NewSampler(),
-		batches:   udpbatch.NewBuffers(),
+		cfg:          cfg,
+		log:          cfg.Logger.With("component", "sfu"),
+		pipelines:    map[string]*Pipeline{},
+		sampler:      sysstat.NewSampler(),
+		batches:      udpbatch.NewBuffers(),
+		shardBatches: udpbatch.NewBuffersSized(shardBatchBytes, shardBatchRuns),
 	}
 	e.writers = newWriterPool(e)
 	se := webrtc.SettingEngine{}
@@ -171,6 +180,12 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.setting = se
 	return e, nil
+}
+
+// shardSockets tells whether viewers are served on their writer's socket
+// (writers.go) rather than on sockets of their own.
+func (e *Engine) shardSockets() bool {
+	return e.udpMux == nil && !e.cfg.SendPerPacket && !e.cfg.SocketPerViewer
 }
 
 // iceSilence is how long ICE waits without a packet before it calls a peer

@@ -32,11 +32,14 @@ func TestShardedWritersForwardEveryFrame(t *testing.T) {
 }
 
 // A viewer that stops reading its socket costs the viewers who share its
-// writer nothing: they get every packet.
+// writer, and its writer's socket, nothing: they get every packet.
 func TestStalledPeerDoesNotStarveItsShard(t *testing.T) {
 	r := runForwarding(t, forwardRun{viewers: 4, frames: 60, perFrame: 8, writers: 1, stalled: 1})
 	if r.lost != 0 {
 		t.Errorf("the viewers sharing a stalled one's writer lost %d packets", r.lost)
+	}
+	if r.ports != 1 {
+		t.Errorf("the viewers are sent from %d ports, want 1: their writer's socket", r.ports)
 	}
 	t.Logf("%s", r)
 }

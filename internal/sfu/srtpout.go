@@ -15,20 +15,22 @@ import (
 )
 
 // A viewer's direct path sends its forwarded RTP without pion's RTPSender:
-// the writer marshals each packet into the batch of the viewer's own socket,
-// encrypts it there (AES-GCM profiles with the SFU's own sealer, srtpseal.go;
-// others with the viewer's pion SRTP context) and sends it with the batch
-// (see udpbatch). Every packet of a viewer, retransmissions too, is written
-// by its shard's writer, under mu: the sealer's per-SSRC state needs no
-// lock of its own. Pion's path for the same packet goes through the
+// the writer marshals each packet into the batch of the viewer's socket
+// (its own, or its writer shard's: shardsock.go), encrypts it there
+// (AES-GCM profiles with the SFU's own sealer, srtpseal.go; others with the
+// viewer's pion SRTP context) and sends it with the batch (see udpbatch).
+// Every packet of a viewer, retransmissions too, is written by its shard's
+// writer, under mu: the sealer's per-SSRC state needs no lock of its own.
+// Pion's path for the same packet goes through the
 // track's interceptors, pion's SRTP session and the ICE connection, and
 // costs several copies and locks more.
 //
 // It is used for a viewer of a broadcast without simulcast whose selected
-// ICE candidate pair is UDP from one of the viewer's own sockets (not
-// ICE-TCP, not a TURN relay, not the shared UDP port of a mux), and whose
-// DTLS handshake the SFU answered as the server (the keys are then known:
-// srtpkeys.go). Everything else (RTCP both ways, DTLS, ICE) stays pion's.
+// ICE candidate pair is UDP from one of the viewer's own sockets or its
+// shard's (not ICE-TCP, not a TURN relay, not the one UDP port of
+// Config.UDPMuxPort), and whose DTLS handshake the SFU answered as the
+// server (the keys are then known: srtpkeys.go). Everything else (RTCP
+// both ways, DTLS, ICE) stays pion's.
 //
 // The path is chosen once, when the viewer connects, before its first
 // packet. It follows the selected pair to another of the viewer's sockets.
@@ -40,8 +42,10 @@ import (
 type directPath struct {
 	sub  *subscriber
 	keys dtlsSecrets
-	// packets counts those sent directly (EndpointStats.PacketsDirect).
-	packets atomic.Uint64
+	// packets counts those sent directly (EndpointStats.PacketsDirect);
+	// dropped, those of them a full socket dropped, when the socket is
+	// shared with other viewers (udpbatch.Dropper).
+	packets, dropped atomic.Uint64
 
 	mu    sync.Mutex           // the writer's; the pair watcher's when it switches
 	ice   *webrtc.ICETransport // set before the viewer connects
@@ -194,7 +198,7 @@ func (o *directPath) resolve(pair *webrtc.ICECandidatePair) (directRoute, bool) 
 	if err != nil {
 		return directRoute{}, false
 	}
-	c := o.sub.batch.Lookup(netip.AddrPortFrom(local, port))
+	c := o.sub.sockets().Lookup(netip.AddrPortFrom(local, port))
 	if c == nil {
 		return directRoute{}, false
 	}
@@ -221,6 +225,10 @@ func (o *directPath) send(h *rtp.Header, payload []byte) (direct bool, err error
 	}
 	return true, err
 }
+
+// Dropped counts packets of the viewer's that its shard's socket dropped
+// (udpbatch.Dropper).
+func (o *directPath) Dropped(n int) { o.dropped.Add(uint64(n)) }
 
 var errSRTPGrew = errors.New("sfu: the SRTP packet outgrew its room")
 

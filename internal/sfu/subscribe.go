@@ -39,7 +39,15 @@ func (e *Endpoint) negotiateSubscriber(ctx context.Context, offer string, gather
 		return "", err
 	}
 	sub := newSubscriber(e)
-	if e.p.engine.udpMux == nil && !e.p.engine.cfg.SendPerPacket {
+	if e.p.engine.shardSockets() {
+		// Served on its writer's socket, with the shard's other viewers.
+		if sub.home, sub.homeSock, err = e.reserveShard(); err != nil {
+			return "", err
+		}
+		if !wantsDTLSServer(offer) {
+			sub.direct = newDirectPath(sub)
+		}
+	} else if e.p.engine.udpMux == nil && !e.p.engine.cfg.SendPerPacket {
 		// Its own sockets: batch the writer's sends. (On the shared port of
 		// a UDP mux, every write is sent at once.)
 		if sub.batch, err = udpbatch.NewNet(e.p.engine.batches); err != nil {

@@ -7,6 +7,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/onair-live/onair/internal/media"
+	"github.com/onair-live/onair/internal/sfu/udpbatch"
 )
 
 // The viewers' send side is a small pool of writer goroutines, one per core
@@ -14,10 +17,12 @@ import (
 // presenter's read loop hands each packet once to each shard that has
 // viewers of the track (not once per viewer); the shard's writer, woken
 // once per burst (burstState), sends every packet of the burst to each of
-// its viewers in turn, one batch of sends (udpbatch: one sendmmsg, GSO) per
-// viewer and frame. Compared with a goroutine per viewer, the scheduler
-// parks and wakes a few goroutines per burst instead of one per viewer, and
-// the fan-out costs one channel send per shard.
+// its viewers in turn, as one batch of sends on the shard's own sockets
+// (shardsock.go; udpbatch: each viewer's datagrams a GSO run, many viewers
+// per sendmmsg), or with Config.SocketPerViewer one batch per viewer and
+// frame on the viewer's sockets. Compared with a goroutine per viewer, the
+// scheduler parks and wakes a few goroutines per burst instead of one per
+// viewer, and the fan-out costs one channel send per shard.
 //
 // A writer never waits for one viewer: its sends do not block (a viewer's
 // socket that is full drops the datagrams, counted in its Stats), and a
@@ -49,11 +54,19 @@ func newWriterPool(e *Engine) *writerPool {
 
 // assign gives a viewer the least loaded shard, starting its writer if it
 // has none, or with own a shard of its own; nil once the engine has closed.
-func (w *writerPool) assign(own bool) *shard {
+// A viewer whose sockets are a shard's (home) is given that shard.
+func (w *writerPool) assign(own bool, home *shard) *shard {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return nil
+	}
+	if home != nil && !own {
+		home.load++
+		if home.stop == nil {
+			w.start(home)
+		}
+		return home
 	}
 	if own {
 		sh := newShard(w, -1, w.e.cfg.QueueLength)
@@ -65,11 +78,7 @@ func (w *writerPool) assign(own bool) *shard {
 		w.start(sh)
 		return sh
 	}
-	if w.shards == nil {
-		for i := range w.n {
-			w.shards = append(w.shards, newShard(w, i, w.len))
-		}
-	}
+	w.makeShards()
 	best := w.shards[0]
 	for _, sh := range w.shards[1:] {
 		if sh.load < best.load {
@@ -81,6 +90,80 @@ func (w *writerPool) assign(own bool) *shard {
 		w.start(best)
 	}
 	return best
+}
+
+func (w *writerPool) makeShards() {
+	if w.shards == nil {
+		for i := range w.n {
+			w.shards = append(w.shards, newShard(w, i, w.len))
+		}
+	}
+}
+
+// reserve gives a viewer, when its peer connection is made, the shard whose
+// socket it will be served on: the one with the fewest viewers, whose socket
+// is opened if it has none.
+func (w *writerPool) reserve() (*shard, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil, media.ErrReleased
+	}
+	w.makeShards()
+	best := w.shards[0]
+	for _, sh := range w.shards[1:] {
+		if sh.users < best.users {
+			best = sh
+		}
+	}
+	if best.sock == nil {
+		if err := best.open(); err != nil {
+			return nil, err
+		}
+	}
+	best.users++
+	return best, nil
+}
+
+// socketOf returns the sockets of a shard the caller holds a place on.
+func (w *writerPool) socketOf(sh *shard) *shardSocket {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return sh.sock
+}
+
+// unreserve gives back a viewer's place on its shard's socket, once its
+// peer connection is closed; the last closes the socket.
+func (w *writerPool) unreserve(sh *shard) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	sh.users--
+	if sh.users == 0 {
+		sh.closeSocket()
+	}
+}
+
+// open opens the shard's sockets. w.mu is held.
+func (sh *shard) open() error {
+	s, err := sh.pool.e.openShardSocket()
+	if err != nil {
+		return err
+	}
+	sh.sock = s
+	sh.sockNet.Store(s.net)
+	return nil
+}
+
+// closeSocket closes the shard's sockets. w.mu is held.
+func (sh *shard) closeSocket() {
+	if sh.sock != nil {
+		st := sh.sock.net.Stats()
+		sh.pool.e.log.Debug("writer's sockets closed", "shard", sh.idx, "datagrams", st.Datagrams,
+			"sends", st.Sends, "gsoSends", st.GSOSends, "errors", st.Errors, "dropped", st.Dropped)
+		sh.sock.close()
+		sh.sock = nil
+		sh.sockNet.Store(nil)
+	}
 }
 
 // start runs a new writer for sh, which first waits for the one before to
@@ -123,6 +206,27 @@ func (w *writerPool) loads() []int {
 	return out
 }
 
+// sockets reports how many shards have sockets open (shardsock.go), and
+// what they sent (tests, stats).
+func (w *writerPool) sockets() (open int, sent udpbatch.Stats) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, sh := range w.shards {
+		if sh.sock == nil {
+			continue
+		}
+		open++
+		st := sh.sock.net.Stats()
+		sent.Datagrams += st.Datagrams
+		sent.Sends += st.Sends
+		sent.GSOSends += st.GSOSends
+		sent.Errors += st.Errors
+		sent.Dropped += st.Dropped
+		sent.GSO = sent.GSO || st.GSO
+	}
+	return open, sent
+}
+
 // close stops the writers and waits for them.
 func (w *writerPool) close() {
 	w.mu.Lock()
@@ -135,6 +239,11 @@ func (w *writerPool) close() {
 	}
 	w.mu.Unlock()
 	w.wg.Wait()
+	w.mu.Lock()
+	for _, sh := range w.shards {
+		sh.closeSocket()
+	}
+	w.mu.Unlock()
 }
 
 // item is one entry of a shard's queue: a live packet for every viewer of a
@@ -166,6 +275,12 @@ type shard struct {
 	// stop and the last writer's end (nil before the first).
 	load       int
 	stop, done chan struct{}
+	// users are the viewers whose peer connections use the shard's
+	// sockets (shardsock.go): opened for the first, closed after the last.
+	users int
+	sock  *shardSocket
+	// sockNet is sock's sockets, which the writer batches its sends on.
+	sockNet atomic.Pointer[udpbatch.Net]
 
 	// The writer's own.
 	active  []*subscriber // viewers with packets to send in this burst
@@ -292,15 +407,23 @@ func (sh *shard) queueFor(d *downTrack, p *packet) {
 }
 
 // send writes the burst to each of its viewers in turn, starting with a
-// different one each time so that none is always last.
+// different one each time so that none is always last: on the shard's
+// sockets, as one batch, sent when full and at the end.
 func (sh *shard) send() {
 	n := len(sh.active)
 	if n == 0 {
 		return
 	}
 	first := sh.start % n
+	nt := sh.sockNet.Load()
+	if nt != nil {
+		nt.Begin()
+	}
 	for i := range n {
 		sh.active[(first+i)%n].sendPending()
+	}
+	if nt != nil {
+		nt.Flush()
 	}
 	sh.start++
 	clear(sh.active)

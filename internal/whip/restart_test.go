@@ -11,10 +11,12 @@ import (
 )
 
 // restart restarts ICE on a session as a WHIP/WHEP client does and checks
-// the server's side of it: 200 with an sdpfrag of new credentials and new
-// candidates, a new ETag; the peer reconnects over one of the new
-// candidates; the old ETag is then refused with 412 and the new one taken.
-func restart(t *testing.T, who, ifMatch string, s *testpeer.WHIPSession, selected func() (string, error), connected func() error) {
+// the server's side of it: 200 with an sdpfrag of new credentials and its
+// candidates, a new ETag; the peer reconnects over one of them; the old
+// ETag is then refused with 412 and the new one taken. A presenter's
+// candidates are new sockets; a viewer's are its media writer's sockets,
+// the same before and after (shared).
+func restart(t *testing.T, who, ifMatch string, shared bool, s *testpeer.WHIPSession, selected func() (string, error), connected func() error) {
 	t.Helper()
 	oldTag, oldAnswer := s.ETag(), s.Answer()
 	start := time.Now()
@@ -34,9 +36,12 @@ func restart(t *testing.T, who, ifMatch string, s *testpeer.WHIPSession, selecte
 		t.Errorf("%s: the restart's answer is not an sdpfrag with credentials:\n%s", who, frag)
 	}
 	newAddrs := testpeer.CandidateAddrs(frag)
+	if len(newAddrs) == 0 {
+		t.Errorf("%s: no candidate in the restart's answer:\n%s", who, frag)
+	}
 	for _, a := range newAddrs {
-		if slices.Contains(testpeer.CandidateAddrs(oldAnswer), a) {
-			t.Errorf("%s: candidate %s was already in the answer before the restart", who, a)
+		if slices.Contains(testpeer.CandidateAddrs(oldAnswer), a) != shared {
+			t.Errorf("%s: candidate %s was in the answer before the restart: %v, want %v", who, a, !shared, shared)
 		}
 	}
 	if err := connected(); err != nil {
@@ -62,8 +67,8 @@ func restart(t *testing.T, who, ifMatch string, s *testpeer.WHIPSession, selecte
 
 // ICE restarts of the WHIP encoder and of a WHEP player, each as RFC 9725
 // has a client do it (PATCH with If-Match: *, new credentials both ways):
-// the media goes on reaching the WHEP and WebSocket viewers, over new
-// candidates, and the ETag changes.
+// the media goes on reaching the WHEP and WebSocket viewers, over the
+// restart's candidates, and the ETag changes.
 func TestICERestart(t *testing.T) {
 	srv := testpeer.StartServer(t, nil)
 	const room = "restarts"
@@ -73,13 +78,13 @@ func TestICERestart(t *testing.T) {
 	wantMedia(t, "WHEP viewer", whep.Peer, 30)
 	wantMedia(t, "WebSocket viewer", fan.Peer, 30)
 
-	restart(t, "WHIP publisher", "*", pub.Session, pub.Peer.SelectedRemote, func() error {
+	restart(t, "WHIP publisher", "*", false, pub.Session, pub.Peer.SelectedRemote, func() error {
 		return pub.Peer.WaitConnected(within(t))
 	})
 	wantMoreMedia(t, "WHEP viewer", whep.Peer, 60)
 	wantMoreMedia(t, "WebSocket viewer", fan.Peer, 60)
 
-	restart(t, "WHEP viewer", "*", whep.Session, whep.Peer.SelectedRemote, func() error {
+	restart(t, "WHEP viewer", "*", true, whep.Session, whep.Peer.SelectedRemote, func() error {
 		return whep.Peer.WaitConnected(within(t))
 	})
 	wantMoreMedia(t, "WHEP viewer", whep.Peer, 60)
@@ -88,10 +93,10 @@ func TestICERestart(t *testing.T) {
 	// Twice more each, back to back, once with a quoted "*" as some
 	// clients send it.
 	for _, ifMatch := range []string{`"*"`, "*"} {
-		restart(t, "WHIP publisher", ifMatch, pub.Session, pub.Peer.SelectedRemote, func() error {
+		restart(t, "WHIP publisher", ifMatch, false, pub.Session, pub.Peer.SelectedRemote, func() error {
 			return pub.Peer.WaitConnected(within(t))
 		})
-		restart(t, "WHEP viewer", ifMatch, whep.Session, whep.Peer.SelectedRemote, func() error {
+		restart(t, "WHEP viewer", ifMatch, true, whep.Session, whep.Peer.SelectedRemote, func() error {
 			return whep.Peer.WaitConnected(within(t))
 		})
 	}
