@@ -34,13 +34,16 @@ viewers=("$@")
 out=${OUT:-/tmp/onair-loadbench}
 mkdir -p "$out"
 port=${PORT:-18690}
-# Lighter load tool: shared client sockets; 20 viewers decrypt and time
-# every packet, the rest count from RTP headers.
-tool_flags=(${TOOL_FLAGS:--shared-sockets 4 -sample-viewers 20})
+# Lighter load tool: client sockets read in batches, with UDP GRO; 20
+# viewers decrypt and time every packet, the rest count from RTP headers.
+# A socket per viewer: the server sends the viewers of each of its writers
+# from one socket, and a client socket shared by two of them could not tell
+# their packets apart.
 
 echo "| viewers | connected | loss video/audio % | first keyframe p50/p95 ms | forwarding p50/p95/p99 ms | server CPU % | server µs/packet | floor_us | ratio | RSS MB (per viewer) | tool CPU % | machine busy % |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 for n in "${viewers[@]}"; do
+  tool_flags=(${TOOL_FLAGS:--shared-sockets $n -sample-viewers 20})
   "$bin" -addr 127.0.0.1:$port -ice-loopback -ice-allowed-ips 127.0.0.1 -log-level error \
     -max-sessions-per-second 0 >"$out/server-$n.log" 2>&1 &
   pid=$!

@@ -161,7 +161,7 @@ func parseFlags(args []string, usage io.Writer) (*Options, error) {
 	fs.IntVar(&o.CapViewers, "cap-viewers", 0, "this many viewers (the first) drop what they receive over -cap, as behind a bottleneck")
 	capRate := bitrate(800_000)
 	fs.Var(&capRate, "cap", "the capped viewers' downlink, e.g. 800k")
-	fs.IntVar(&o.SharedSockets, "shared-sockets", 0, "the ws and whep viewers share this many UDP sockets, read in batches (0: one socket per viewer); needs a server with a port per peer (not -ice-udp-mux-port)")
+	fs.IntVar(&o.SharedSockets, "shared-sockets", 0, "the ws and whep viewers share this many UDP sockets, read in batches (0: one socket per viewer); fewer than -viewers needs a server with a port per peer (-ice-socket-per-viewer, not -ice-udp-mux-port)")
 	fs.BoolVar(&o.UDPGRO, "udp-gro", true, "with -shared-sockets: receive with UDP GRO (Linux 5.0+; off where the kernel refuses it), taking a UDP GSO message whole and splitting it in the tool, as a real NIC's receiver would, so the server is not charged for the tool's per-datagram delivery over loopback")
 	fs.IntVar(&o.SampleViewers, "sample-viewers", 0, "with -shared-sockets: only this many viewers (spread evenly) decrypt every packet and measure forwarding latency; the others count packets from their RTP headers after their first keyframe (0: all decrypt)")
 	fs.BoolVar(&o.Floor, "floor", true, "before the viewers join, measure the machine's floor (one AES-GCM seal and one sendto per packet) and report the server's CPU per packet against it (needs -pid)")

@@ -18,8 +18,10 @@ import (
 // With -shared-sockets the viewers share a few UDP sockets instead of one
 // each: pion's ICE UDP mux demultiplexes a socket's packets by the server
 // address they come from, so it needs a server that gives each peer its own
-// port (not one run with -ice-udp-mux-port, where every viewer's packets
-// come from the same address). A shared socket is read many packets per
+// port (run with -ice-socket-per-viewer, not -ice-udp-mux-port): by
+// default, the viewers of one of the server's writers are all sent from
+// its socket. With as many shared sockets as viewers, each has its own and
+// any server will do. A shared socket is read many packets per
 // system call (recvmmsg), by one goroutine.
 //
 // With -sample-viewers, the other viewers are header-only: once one has its
