@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/onair-live/onair/internal/leakcheck"
+	"github.com/onair-live/onair/internal/media"
 )
 
 // The viewers of a writer shard are all sent from its one socket, each
@@ -162,5 +165,58 @@ func TestGatherable(t *testing.T) {
 		if got := gatherable(netip.MustParseAddr(a)); got != want {
 			t.Errorf("gatherable(%s) = %v, want %v", a, got, want)
 		}
+	}
+}
+
+// Behind NAT 1:1 (Config.PublicIPs) a viewer's UDP candidates carry the
+// public address, on its writer's socket's port.
+func TestShardSocketAdvertisesPublicIP(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const public = "203.0.113.7" // TEST-NET-3: never routed
+	eng, mp := newLoopbackPipeline(t, Config{PublicIPs: []string{public}, Writers: 1}, "nat")
+	defer func() { _ = eng.Close() }()
+	api := clientAPI(t)
+	video, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "presenter")
+	pub, _ := startTestPresenter(ctx, t, api, mp, video)
+	defer func() { _ = pub.Close() }()
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = pc.Close() }()
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
+		webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	ep, err := mp.NewEndpoint(media.Subscriber, "viewer", media.Events{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, err := ep.ProcessOfferGathered(ctx, offer.SDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := eng.writers.socketOf(ep.(*Endpoint).home)
+	port := strconv.Itoa(sock.mux.GetListenAddresses()[0].(*net.UDPAddr).Port)
+	found := 0
+	for _, l := range strings.Split(answer, "\r\n") {
+		// a=candidate:FOUNDATION COMPONENT udp PRIORITY ADDRESS PORT typ host
+		f := strings.Fields(l)
+		if !strings.HasPrefix(l, "a=candidate:") || len(f) < 8 || f[2] != "udp" {
+			continue
+		}
+		found++
+		if f[4] != public || f[5] != port || f[7] != "host" {
+			t.Errorf("UDP candidate %q, want a host one on %s:%s", l, public, port)
+		}
+	}
+	if found == 0 {
+		t.Fatalf("the answer has no UDP candidate:\n%s", answer)
 	}
 }
