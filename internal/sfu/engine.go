@@ -178,6 +178,18 @@ func New(cfg Config) (*Engine, error) {
 		}
 		return nil, err
 	}
+	if e.udpMux == nil {
+		// Presenters' and relays' sockets too read and write with raw
+		// system calls (udpbatch.Conn); they never batch.
+		n, err := udpbatch.NewNet(e.batches)
+		if err != nil {
+			if e.tcpMux != nil {
+				_ = e.tcpMux.Close()
+			}
+			return nil, fmt.Errorf("sfu: network: %w", err)
+		}
+		se.SetNet(n)
+	}
 	e.setting = se
 	return e, nil
 }

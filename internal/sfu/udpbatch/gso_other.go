@@ -5,6 +5,7 @@ package udpbatch
 import (
 	"errors"
 	"net"
+	"net/netip"
 )
 
 // Off Linux there is no UDP GSO: Begin does nothing and every write is sent
@@ -26,3 +27,12 @@ func (*rawSender) sendRuns(*batch, []run) (int, error) { return 0, errNoGSO }
 type msgScratch struct{}
 
 func newMsgScratch(int) msgScratch { return msgScratch{} }
+
+// rawIO: off Linux, reads and writes are the net package's.
+type rawIO struct{}
+
+func newRawIO(*net.UDPConn) *rawIO { return nil }
+
+func (*rawIO) readFrom([]byte) (int, netip.AddrPort, error) { return 0, netip.AddrPort{}, errNoGSO }
+
+func (*rawIO) writeTo([]byte, netip.AddrPort) (int, error) { return 0, errNoGSO }

@@ -12,6 +12,9 @@
 // RTCP): during a batch their datagrams join it and leave with it, within
 // microseconds. Net opens pion's sockets as Conns.
 //
+// A Conn's reads and unbatched writes are raw system calls too, on Linux
+// (rawio_linux.go), so that they do not wake the runtime's monitor thread.
+//
 // It owns only the sockets it opens and knows nothing of RTP, ICE or WebRTC.
 package udpbatch
 
@@ -124,6 +127,7 @@ type Conn struct {
 	scratch  []byte // WriteFilled's, outside a batch
 
 	ctr *counters // the Conn's own, or shared by a Net's Conns
+	raw *rawIO    // reads and unbatched writes, where the platform has them
 }
 
 type counters struct {
@@ -137,7 +141,7 @@ func Wrap(c *net.UDPConn, bufs *Buffers) *Conn {
 }
 
 func wrap(c *net.UDPConn, bufs *Buffers, ctr *counters) *Conn {
-	bc := &Conn{UDPConn: c, bufs: bufs, ctr: ctr}
+	bc := &Conn{UDPConn: c, bufs: bufs, ctr: ctr, raw: newRawIO(c)}
 	if gsoSupported(c) {
 		if snd := newSender(c); snd != nil {
 			bc.gso, bc.sendRuns = true, snd.sendRuns
@@ -208,7 +212,13 @@ func (c *Conn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	c.mu.Unlock()
 	c.ctr.datagrams.Add(1)
 	c.ctr.sends.Add(1)
-	n, err := c.UDPConn.WriteToUDPAddrPort(b, addr)
+	var n int
+	var err error
+	if c.raw != nil && addr.Addr().Zone() == "" {
+		n, err = c.raw.writeTo(b, addr)
+	} else {
+		n, err = c.UDPConn.WriteToUDPAddrPort(b, addr)
+	}
 	if err != nil {
 		c.ctr.errs.Add(1)
 	}
@@ -217,6 +227,9 @@ func (c *Conn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 
 // ReadFromAddrPort reads a datagram (ice.AddrPortReaderWriter).
 func (c *Conn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	if c.raw != nil {
+		return c.raw.readFrom(b)
+	}
 	return c.UDPConn.ReadFromUDPAddrPort(b)
 }
 

@@ -1,0 +1,153 @@
+package udpbatch
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// rawIO makes a Conn's reads and unbatched writes as raw system calls
+// through the socket's poller, like rawSender: a read or write that would
+// block waits on the poller as the net package's would, but the calls
+// themselves skip the scheduler's system-call bookkeeping. That
+// bookkeeping wakes the runtime's monitor thread (sysmon) whenever a
+// goroutine enters a system call while the process was idle, and sysmon
+// then polls every 20 µs for a millisecond or more: with a datagram or two
+// arriving after each idle moment, that polling was about 7% of a busy
+// forwarding server's CPU.
+type rawIO struct {
+	rc syscall.RawConn
+
+	rmu   sync.Mutex // one read at a time
+	rbuf  []byte
+	rsa   unix.RawSockaddrAny
+	rn    int
+	rerr  unix.Errno
+	read  func(fd uintptr) bool
+	wmu   sync.Mutex
+	wbuf  []byte
+	wsa4  unix.RawSockaddrInet4
+	wsa6  unix.RawSockaddrInet6
+	wv6   bool
+	wn    int
+	werr  unix.Errno
+	write func(fd uintptr) bool
+	v6    bool
+}
+
+func newRawIO(c *net.UDPConn) *rawIO {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	var sa unix.Sockaddr
+	if cerr := rc.Control(func(fd uintptr) { sa, err = unix.Getsockname(int(fd)) }); cerr != nil || err != nil {
+		return nil
+	}
+	r := &rawIO{rc: rc}
+	_, r.v6 = sa.(*unix.SockaddrInet6)
+	r.read, r.write = r.recvfrom, r.sendto
+	return r
+}
+
+func (r *rawIO) recvfrom(fd uintptr) bool {
+	l := uint32(unix.SizeofSockaddrAny)
+	var p unsafe.Pointer
+	if len(r.rbuf) > 0 {
+		p = unsafe.Pointer(&r.rbuf[0])
+	}
+	n, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(p), uintptr(len(r.rbuf)), 0,
+		uintptr(unsafe.Pointer(&r.rsa)), uintptr(unsafe.Pointer(&l)))
+	for e == unix.EINTR { // interrupted: the datagram may be there already
+		l = uint32(unix.SizeofSockaddrAny)
+		n, _, e = unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(p), uintptr(len(r.rbuf)), 0,
+			uintptr(unsafe.Pointer(&r.rsa)), uintptr(unsafe.Pointer(&l)))
+	}
+	if e == unix.EAGAIN {
+		return false // wait on the poller
+	}
+	r.rn, r.rerr = int(n), e
+	return true
+}
+
+// readFrom reads a datagram and its sender's address.
+func (r *rawIO) readFrom(b []byte) (int, netip.AddrPort, error) {
+	r.rmu.Lock()
+	defer r.rmu.Unlock()
+	r.rbuf, r.rn, r.rerr = b, 0, 0
+	err := r.rc.Read(r.read)
+	r.rbuf = nil
+	if err != nil {
+		return 0, netip.AddrPort{}, err
+	}
+	if r.rerr != 0 {
+		return 0, netip.AddrPort{}, &net.OpError{Op: "read", Net: "udp", Err: os.NewSyscallError("recvfrom", r.rerr)}
+	}
+	var from netip.AddrPort
+	switch r.rsa.Addr.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.rsa))
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		from = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(p[0])<<8|uint16(p[1]))
+	case unix.AF_INET6:
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&r.rsa))
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		from = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(p[0])<<8|uint16(p[1]))
+	}
+	return r.rn, from, nil
+}
+
+func (r *rawIO) sendto(fd uintptr) bool {
+	var p unsafe.Pointer
+	if len(r.wbuf) > 0 {
+		p = unsafe.Pointer(&r.wbuf[0])
+	}
+	sa, l := unsafe.Pointer(&r.wsa4), uintptr(unix.SizeofSockaddrInet4)
+	if r.wv6 {
+		sa, l = unsafe.Pointer(&r.wsa6), unix.SizeofSockaddrInet6
+	}
+	n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(p), uintptr(len(r.wbuf)), 0, uintptr(sa), l)
+	for e == unix.EINTR {
+		n, _, e = unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(p), uintptr(len(r.wbuf)), 0, uintptr(sa), l)
+	}
+	if e == unix.EAGAIN {
+		return false // the send buffer is full: wait on the poller, as the net package does
+	}
+	r.wn, r.werr = int(n), e
+	return true
+}
+
+// writeTo sends b to to at once, waiting on the poller if the socket's
+// buffer is full, as the net package's write does. Not for zoned
+// addresses (the caller uses the net package for those).
+func (r *rawIO) writeTo(b []byte, to netip.AddrPort) (int, error) {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	port := to.Port()
+	if r.v6 {
+		r.wsa6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: port<<8 | port>>8, Addr: to.Addr().As16()}
+		r.wv6 = true
+	} else {
+		a := to.Addr().Unmap()
+		if !a.Is4() {
+			return 0, errFamily
+		}
+		r.wsa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Port: port<<8 | port>>8, Addr: a.As4()}
+		r.wv6 = false
+	}
+	r.wbuf, r.wn, r.werr = b, 0, 0
+	err := r.rc.Write(r.write)
+	r.wbuf = nil
+	if err != nil {
+		return 0, err
+	}
+	if r.werr != 0 {
+		return 0, &net.OpError{Op: "write", Net: "udp", Err: os.NewSyscallError("sendto", r.werr)}
+	}
+	return r.wn, nil
+}
