@@ -68,18 +68,7 @@ func TestBatchToManyPeers(t *testing.T) {
 // datagrams were dropped.
 func TestFullSharedSocketTellsEachOwner(t *testing.T) {
 	s := sharedSender(t, 16)
-	if !s.Stats().GSO {
-		t.Skip("no UDP GSO on this kernel")
-	}
-	real := s.sendRuns
-	calls := 0
-	s.sendRuns = func(b *batch, runs []run) (int, error) {
-		calls++
-		if calls >= 2 {
-			return 0, &osSyscallError{syscall.EAGAIN}
-		}
-		return real(b, runs[:1]) // the first peer's run only
-	}
+	oneRunPerCall(t, s, 2, syscall.EAGAIN) // the first peer's run only
 	owners := []*counted{{}, {}, {}}
 	to := []netip.AddrPort{addrOf(listen(t)), addrOf(listen(t)), addrOf(listen(t))}
 	s.Begin()

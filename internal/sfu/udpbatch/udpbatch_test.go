@@ -199,18 +199,7 @@ func TestFallbackWhenGSORefused(t *testing.T) {
 // error, loses nothing else and keeps the order.
 func TestPartialAndFailedSends(t *testing.T) {
 	s := sender(t)
-	if !s.Stats().GSO {
-		t.Skip("no UDP GSO on this kernel")
-	}
-	real := s.sendRuns
-	calls := 0
-	s.sendRuns = func(b *batch, runs []run) (int, error) {
-		calls++
-		if calls == 2 {
-			return 0, &osSyscallError{syscall.EPERM} // the second run is lost
-		}
-		return real(b, runs[:1]) // one run per call
-	}
+	calls := oneRunPerCall(t, s, 2, syscall.EPERM) // the second run is lost
 	r := listen(t)
 	s.Begin()
 	var want [][]byte
@@ -225,7 +214,7 @@ func TestPartialAndFailedSends(t *testing.T) {
 	receive(t, r, want)
 	nothingArrives(t, r)
 	if st := s.Stats(); st.Sends != 3 || st.GSOSends != 3 || st.Errors != 3 || st.Datagrams != 12 || !st.GSO {
-		t.Errorf("stats %+v after %d calls: want 3 GSO sends, 3 errors", st, calls)
+		t.Errorf("stats %+v after %d calls: want 3 GSO sends, 3 errors", st, *calls)
 	}
 	if s.LastError() == nil {
 		t.Error("the failed send's error was not kept")
@@ -408,3 +397,25 @@ func BenchmarkSend(b *testing.B) {
 		})
 	}
 }
+
+// oneRunPerCall makes s send one run per system call and fail with errno
+// from call number fail on: once for an ordinary error, which a send of the
+// next run follows, and for good for EAGAIN, after which the batch is
+// dropped. It returns the count of calls, and skips where GSO is off.
+func oneRunPerCall(t *testing.T, s *Conn, fail int, errno syscall.Errno) *int {
+	t.Helper()
+	if !s.Stats().GSO {
+		t.Skip("no UDP GSO on this kernel")
+	}
+	real := s.sendRuns
+	calls := 0
+	s.sendRuns = func(b *batch, runs []run) (int, error) {
+		calls++
+		if calls == fail || calls > fail && errno == syscall.EAGAIN {
+			return 0, &osSyscallError{errno}
+		}
+		return real(b, runs[:1])
+	}
+	return &calls
+}
+
