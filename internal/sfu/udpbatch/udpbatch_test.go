@@ -418,4 +418,3 @@ func oneRunPerCall(t *testing.T, s *Conn, fail int, errno syscall.Errno) *int {
 	}
 	return &calls
 }
-
