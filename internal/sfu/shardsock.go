@@ -66,6 +66,13 @@ func (e *Engine) openShardSocket() (*shardSocket, error) {
 	}
 	for _, a := range addrs {
 		c, err := e.listenUDP(n, a)
+		if errors.Is(err, syscall.EADDRNOTAVAIL) {
+			// Listed but not bindable: an IPv6 address still in duplicate
+			// address detection, or one going away. pion leaves such an
+			// address out of a viewer's own candidates; so do we.
+			e.log.Warn("writer's socket left out an address not usable now", "addr", a, "err", err)
+			continue
+		}
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("sfu: open a writer's socket on %s: %w", a, err)
@@ -74,7 +81,7 @@ func (e *Engine) openShardSocket() (*shardSocket, error) {
 		muxes = append(muxes, ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: c, Net: n}))
 	}
 	if len(muxes) == 0 {
-		return nil, errors.New("sfu: no local address to open a writer's socket on")
+		return nil, errors.New("sfu: no usable local address to open a writer's socket on: check that an interface is up within -ice-allowed-ips (loopback needs -ice-loopback)")
 	}
 	return &shardSocket{net: n, mux: ice.NewMultiUDPMuxDefault(muxes...)}, nil
 }
