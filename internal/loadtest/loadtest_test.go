@@ -348,3 +348,22 @@ func TestSharedSocketRun(t *testing.T) {
 		t.Errorf("pipelines left after the runs: %d", len(p))
 	}
 }
+
+// Against a server that sends the viewers of each of its writers from one
+// socket (the default), viewers that share a client socket cannot be told
+// apart: the tool says so, and what to do, instead of reporting loss.
+func TestSharedSocketsNeedAPortPerViewer(t *testing.T) {
+	checkGoroutines(t)
+	url, _ := startServer(t)
+	s, _, _ := runLoad(t, "-url", url, "-viewers", "6", "-shared-sockets", "2", "-sample-viewers", "2",
+		"-rate", "50", "-duration", "1s", "-progress", "0", "-bitrate", "500k", "-room", "shared-default",
+		"-join-timeout", "5s")
+	failures, _ := s["failures"].(map[string]any)
+	found := false
+	for msg := range failures {
+		found = found || strings.Contains(msg, "-ice-socket-per-viewer")
+	}
+	if !found {
+		t.Fatalf("failures %v: none says to run the server with -ice-socket-per-viewer", s["failures"])
+	}
+}

@@ -77,6 +77,10 @@ type sharedSocket struct {
 
 	mu         sync.Mutex
 	headerOnly map[netip.AddrPort]*viewer // by the server address sending to it
+	// senders are the connected viewers on the socket, by the server
+	// address that sends to each: viewers that share a socket are told
+	// apart by it.
+	senders map[netip.AddrPort]*viewer
 }
 
 // maxSharedBuffer bounds a shared socket's receive buffer.
@@ -92,7 +96,8 @@ func newSharedSocket(host string, simulcast bool, viewers int, gro bool) (*share
 	// As much buffer as the viewers would have had with a socket each, so
 	// that sharing does not make the tool drop more when it is starved.
 	setReadBuffer(conn, min(max(viewers, 1)*socketBuffer, maxSharedBuffer))
-	s := &sharedSocket{conn: conn, pc: ipv4.NewPacketConn(conn), headerOnly: map[netip.AddrPort]*viewer{}}
+	s := &sharedSocket{conn: conn, pc: ipv4.NewPacketConn(conn), headerOnly: map[netip.AddrPort]*viewer{},
+		senders: map[netip.AddrPort]*viewer{}}
 	s.gro = gro && enableGRO(conn)
 	s.msgs = newBatch(s.gro)
 	// The mux logs an error for every packet that arrives for a viewer that
@@ -203,6 +208,32 @@ func (s *sharedSocket) setHeaderOnly(from netip.AddrPort, v *viewer) {
 		return
 	}
 	s.headerOnly[from] = v
+}
+
+// claim records that the server sends v its media from from. Viewers on
+// one socket are told apart by that address: a second viewer sent from the
+// same one cannot be measured (nor, often, connected), which happens when
+// the server serves several viewers from one socket of its own.
+func (s *sharedSocket) claim(from netip.AddrPort, v *viewer) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o := s.senders[from]; o != nil && o != v {
+		return fmt.Errorf("the server sends this viewer's media from %s, as it does viewer %d's on the same client socket: "+
+			"with fewer -shared-sockets than -viewers, run the server with a port per viewer (-ice-socket-per-viewer)", from, o.index)
+	}
+	s.senders[from] = v
+	return nil
+}
+
+// unclaim forgets v's server address, when it leaves.
+func (s *sharedSocket) unclaim(v *viewer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for from, o := range s.senders {
+		if o == v {
+			delete(s.senders, from)
+		}
+	}
 }
 
 func (s *sharedSocket) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {

@@ -94,7 +94,9 @@ func (v *viewer) join(ctx context.Context) {
 	}
 	if err := connect(ctx); err != nil {
 		v.err = err
-		v.state.CompareAndSwap(stateJoining, stateFailed)
+		if !v.state.CompareAndSwap(stateJoining, stateFailed) {
+			v.state.CompareAndSwap(stateConnected, stateFailed) // connected, but cannot be measured
+		}
 	}
 }
 
@@ -157,6 +159,9 @@ func (v *viewer) connect(ctx context.Context) error {
 	v.answerAt.Store(time.Now().UnixNano())
 	select {
 	case <-v.connected:
+		if v.sock != nil {
+			return v.claimSender()
+		}
 		return nil
 	case <-v.down:
 		return errors.New("media connection failed")
@@ -186,6 +191,28 @@ func (v *viewer) onState(s webrtc.PeerConnectionState) {
 			v.markLost("media connection " + s.String())
 		}
 	}
+}
+
+// claimSender records, on the viewer's shared socket, the server address
+// its media comes from (the selected candidate pair's remote), and fails
+// the viewer if another viewer on the socket has it already.
+func (v *viewer) claimSender() error {
+	for _, r := range v.pc.GetReceivers() {
+		t := r.Transport()
+		if t == nil {
+			continue
+		}
+		pair, err := t.ICETransport().GetSelectedCandidatePair()
+		if err != nil || pair == nil || pair.Remote == nil {
+			continue
+		}
+		addr, err := netip.ParseAddr(pair.Remote.Address)
+		if err != nil {
+			return fmt.Errorf("the server's candidate %q: %w", pair.Remote.Address, err)
+		}
+		return v.sock.claim(netip.AddrPortFrom(addr.Unmap(), pair.Remote.Port), v)
+	}
+	return nil
 }
 
 func (v *viewer) onStop(message string) {
@@ -318,6 +345,9 @@ func (v *viewer) leave(ctx context.Context) error {
 		v.sock.setHeaderOnly(v.headerFrom, nil)
 	}
 	v.mu.Unlock()
+	if v.sock != nil {
+		v.sock.unclaim(v)
+	}
 	var err error
 	switch {
 	case v.location != "":
