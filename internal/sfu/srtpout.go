@@ -55,8 +55,11 @@ type directPath struct {
 	// RTP with an AEAD GCM profile (srtpseal.go), if sealed; ctx's if not.
 	seal   gcmSealer
 	sealed bool
-	tag    int        // the bytes SRTP adds to a packet
-	hdr    rtp.Header // EncryptRTP's scratch
+	tag    int // the bytes SRTP adds to a packet
+	// Header extensions are encrypted (RFC 9335): a packet with CSRCs
+	// but no extension gets an empty one, 4 bytes more (room).
+	cryptex bool
+	hdr     rtp.Header // EncryptRTP's scratch
 	// The packet Fill writes.
 	h       *rtp.Header
 	payload []byte
@@ -141,7 +144,7 @@ func (o *directPath) start(offer *webrtc.SessionDescription) {
 		o.sub.ep.log.Debug("viewer keeps the pion send path", "reason", "candidate pair", "pair", pair.String())
 		return
 	}
-	o.ctx, o.sealed, o.tag, o.route, o.state = ctx, sealed, tag, r, directOn
+	o.ctx, o.sealed, o.tag, o.cryptex, o.route, o.state = ctx, sealed, tag, cryptex, r, directOn
 	o.sub.ep.log.Debug("viewer's RTP sent directly", "to", r.to)
 }
 
@@ -218,12 +221,23 @@ func (o *directPath) send(h *rtp.Header, payload []byte) (direct bool, err error
 		return false, nil
 	}
 	o.h, o.payload = h, payload
-	_, err = o.route.conn.WriteFilled(o.route.to, h.MarshalSize()+len(payload)+o.tag, o)
+	_, err = o.route.conn.WriteFilled(o.route.to, o.room(h, payload), o)
 	o.h, o.payload = nil, nil
 	if err == nil {
 		o.packets.Add(1)
 	}
 	return true, err
+}
+
+// room is the most bytes the SRTP packet of h and payload takes: with
+// cryptex, pion's context adds an empty extension block (RFC 9335 5.1) to a
+// packet with CSRCs and none, in place, which needs the room for it.
+func (o *directPath) room(h *rtp.Header, payload []byte) int {
+	n := h.MarshalSize() + len(payload) + o.tag
+	if o.cryptex && len(h.CSRC) > 0 && !h.Extension {
+		n += 4
+	}
+	return n
 }
 
 // Dropped counts packets of the viewer's that its shard's socket dropped
