@@ -184,5 +184,6 @@ func (e *Engine) listenUDP(n *udpbatch.Net, a netip.Addr) (*udpbatch.Conn, error
 			return nil, err
 		}
 	}
-	return nil, fmt.Errorf("no free port in %d-%d", lo, hi)
+	return nil, fmt.Errorf("no free port in %d-%d: widen -ice-udp-ports (each writer shard, "+
+		"presenter and relay takes a port of it per local address)", lo, hi)
 }

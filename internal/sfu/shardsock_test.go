@@ -220,3 +220,28 @@ func TestShardSocketAdvertisesPublicIP(t *testing.T) {
 		t.Fatalf("the answer has no UDP candidate:\n%s", answer)
 	}
 }
+
+// With every port of -ice-udp-ports taken, a writer's socket cannot open,
+// and the error tells the operator which range to widen.
+func TestShardSocketPortRangeFull(t *testing.T) {
+	taken, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = taken.Close() }()
+	port := uint16(taken.LocalAddr().(*net.UDPAddr).Port)
+	eng, err := New(Config{Loopback: true, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+		UDPPortMin: port, UDPPortMax: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = eng.Close() }()
+	s, err := eng.openShardSocket()
+	if err == nil {
+		s.close()
+		t.Fatalf("a writer's socket opened in the full range %d-%d", port, port)
+	}
+	if !strings.Contains(err.Error(), "-ice-udp-ports") || !strings.Contains(err.Error(), strconv.Itoa(int(port))) {
+		t.Errorf("error %q does not say which range to widen", err)
+	}
+}
