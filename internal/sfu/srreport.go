@@ -152,8 +152,12 @@ func (sh *shard) dueReports() {
 		}
 		s.srDue = true
 		s.srNext = s.srNext.Add(senderReportInterval)
-		if s.srNext.Before(now) { // the writer was held up: no catching up
-			s.srNext = now.Add(senderReportInterval)
+		if !s.srNext.After(until) {
+			// The writer was held up: no catching up, and the viewer
+			// keeps its place in the interval, so that viewers do not
+			// all fall due at once from then on.
+			late := until.Sub(s.srNext)/senderReportInterval + 1
+			s.srNext = s.srNext.Add(late * senderReportInterval)
 		}
 		heap.Fix(&sh.reporters, 0)
 	}
