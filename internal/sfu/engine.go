@@ -16,6 +16,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/dtls/v3"
@@ -108,6 +109,7 @@ type Engine struct {
 	// shardBatches are lent to the writers' sockets (writers.go), which
 	// batch the sends to many viewers.
 	shardBatches *udpbatch.Buffers
+	sndBufWarned atomic.Bool // a writer's socket got less send buffer than asked: shardsock.go
 	stats        engineStats // totals of released endpoints: stats.go
 	writers      *writerPool // send to viewers: writers.go
 

@@ -77,13 +77,27 @@ func (e *Engine) openShardSocket() (*shardSocket, error) {
 			closeAll()
 			return nil, fmt.Errorf("sfu: open a writer's socket on %s: %w", a, err)
 		}
-		_ = c.SetWriteBuffer(shardSndBuf)
+		e.setSndBuf(c, shardSndBuf)
 		muxes = append(muxes, ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: c, Net: n}))
 	}
 	if len(muxes) == 0 {
 		return nil, errors.New("sfu: no usable local address to open a writer's socket on: check that an interface is up within -ice-allowed-ips (loopback needs -ice-loopback)")
 	}
 	return &shardSocket{net: n, mux: ice.NewMultiUDPMuxDefault(muxes...)}, nil
+}
+
+// setSndBuf asks for a shard socket's send buffer, and warns once when the
+// kernel grants less (net.core.wmem_max caps what a process may ask for):
+// a burst to many viewers then fills the socket, and is dropped, sooner.
+func (e *Engine) setSndBuf(c *udpbatch.Conn, size int) {
+	_ = c.SetWriteBuffer(size)
+	got, err := c.WriteBufferSize()
+	if err != nil || got >= size || !e.sndBufWarned.CompareAndSwap(false, true) {
+		return
+	}
+	e.log.Warn("writers' sockets get a smaller send buffer than asked, so bursts to many viewers "+
+		"drop sooner: raise net.core.wmem_max", "askedBytes", size, "grantedBytes", got,
+		"fix", fmt.Sprintf("sysctl -w net.core.wmem_max=%d", size))
 }
 
 // close closes the sockets; the mux closes its connections first.

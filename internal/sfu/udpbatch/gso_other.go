@@ -36,3 +36,6 @@ func newRawIO(*net.UDPConn) *rawIO { return nil }
 func (*rawIO) readFrom([]byte) (int, netip.AddrPort, error) { return 0, netip.AddrPort{}, errNoGSO }
 
 func (*rawIO) writeTo([]byte, netip.AddrPort) (int, error) { return 0, errNoGSO }
+
+// WriteBufferSize is not known off Linux.
+func (c *Conn) WriteBufferSize() (int, error) { return 0, errors.ErrUnsupported }

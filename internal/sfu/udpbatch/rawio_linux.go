@@ -151,3 +151,19 @@ func (r *rawIO) writeTo(b []byte, to netip.AddrPort) (int, error) {
 	}
 	return r.wn, nil
 }
+
+// WriteBufferSize reports the send buffer the kernel granted the socket:
+// half what SO_SNDBUF reads, as Linux doubles the size asked for its own
+// bookkeeping.
+func (c *Conn) WriteBufferSize() (int, error) {
+	rc, err := c.UDPConn.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var serr error
+	if err := rc.Control(func(fd uintptr) { n, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF) }); err != nil {
+		return 0, err
+	}
+	return n / 2, serr
+}

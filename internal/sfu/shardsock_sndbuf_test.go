@@ -1,0 +1,75 @@
+package sfu
+
+import (
+	"bytes"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/onair-live/onair/internal/sfu/udpbatch"
+)
+
+// lockedBuffer is a log's output that tests read while the engine writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// When the kernel grants a writer's socket less send buffer than asked
+// (net.core.wmem_max caps it), the operator is told once, with the sysctl
+// to raise: otherwise a burst to many viewers drops sooner, with no hint.
+func TestShardSocketWarnsOfASmallSendBuffer(t *testing.T) {
+	raw, err := os.ReadFile("/proc/sys/net/core/wmem_max")
+	if err != nil {
+		t.Skip("no net.core.wmem_max here")
+	}
+	limit, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out lockedBuffer
+	eng, err := New(Config{Logger: slog.New(slog.NewTextHandler(&out, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = eng.Close() }()
+	conn := func() *udpbatch.Conn {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return udpbatch.Wrap(c, udpbatch.NewBuffers())
+	}
+	small := conn()
+	defer func() { _ = small.Close() }()
+	eng.setSndBuf(small, limit/4) // within the limit: nothing to say
+	if s := out.String(); s != "" {
+		t.Errorf("logged for a send buffer within net.core.wmem_max: %s", s)
+	}
+	for range 2 {
+		c := conn()
+		eng.setSndBuf(c, 4*limit)
+		_ = c.Close()
+	}
+	s := out.String()
+	if strings.Count(s, "level=WARN") != 1 || !strings.Contains(s, "net.core.wmem_max") ||
+		!strings.Contains(s, strconv.Itoa(4*limit)) {
+		t.Errorf("want one warning naming net.core.wmem_max and the size asked (%d), got: %q", 4*limit, s)
+	}
+}
