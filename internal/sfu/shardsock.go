@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"syscall"
+	"time"
 
 	"github.com/pion/ice/v4"
 
@@ -38,6 +39,13 @@ const (
 	// shardSndBuf is the send buffer asked for a shard socket, which
 	// holds several bursts for all the shard's viewers.
 	shardSndBuf = 4 << 20
+	// shardFullWait is how long a shard's flush may wait for its socket's
+	// send buffer to drain (udpbatch.Conn.WaitWhenFull): the local link is
+	// then slower than a burst to all the shard's viewers, as a keyframe to
+	// a hundred viewers on a 1 Gbit/s link can be. Waiting is what the
+	// viewers' own sockets did, in the device's queue; beyond about a
+	// frame's interval the rest of the batch is dropped.
+	shardFullWait = 30 * time.Millisecond
 )
 
 // shardSocket is a shard's sockets and pion's mux over them.
@@ -90,15 +98,23 @@ func (e *Engine) openShardSocket() (*shardSocket, error) {
 // kernel grants less (net.core.wmem_max caps what a process may ask for):
 // a burst to many viewers then fills the socket, and is dropped, sooner.
 func (e *Engine) setSndBuf(c *udpbatch.Conn, size int) {
-	_ = c.SetWriteBuffer(size)
+	c.WaitWhenFull(shardFullWait)
+	if forceSndBuf(c, size) != nil { // without CAP_NET_ADMIN, within the cap
+		_ = c.SetWriteBuffer(size)
+	}
 	got, err := c.WriteBufferSize()
 	if err != nil || got >= size || !e.sndBufWarned.CompareAndSwap(false, true) {
 		return
 	}
 	e.log.Warn("writers' sockets get a smaller send buffer than asked, so bursts to many viewers "+
-		"drop sooner: raise net.core.wmem_max", "askedBytes", size, "grantedBytes", got,
+		"wait for the link, and drop, sooner: raise net.core.wmem_max (or give onair CAP_NET_ADMIN)",
+		"askedBytes", size, "grantedBytes", got,
 		"fix", fmt.Sprintf("sysctl -w net.core.wmem_max=%d", size))
 }
+
+// forceSndBuf asks for a send buffer past net.core.wmem_max, which only a
+// process with CAP_NET_ADMIN gets; a test replaces it.
+var forceSndBuf = (*udpbatch.Conn).SetWriteBufferForce
 
 // close closes the sockets; the mux closes its connections first.
 func (s *shardSocket) close() { _ = s.mux.Close() }

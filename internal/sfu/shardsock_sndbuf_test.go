@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/onair-live/onair/internal/sfu/udpbatch"
@@ -43,6 +44,11 @@ func TestShardSocketWarnsOfASmallSendBuffer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A process with CAP_NET_ADMIN gets what it asks past the cap: the
+	// warning is for one without it.
+	force := forceSndBuf
+	forceSndBuf = func(*udpbatch.Conn, int) error { return syscall.EPERM }
+	defer func() { forceSndBuf = force }()
 	var out lockedBuffer
 	eng, err := New(Config{Logger: slog.New(slog.NewTextHandler(&out, nil))})
 	if err != nil {
@@ -71,5 +77,40 @@ func TestShardSocketWarnsOfASmallSendBuffer(t *testing.T) {
 	if strings.Count(s, "level=WARN") != 1 || !strings.Contains(s, "net.core.wmem_max") ||
 		!strings.Contains(s, strconv.Itoa(4*limit)) {
 		t.Errorf("want one warning naming net.core.wmem_max and the size asked (%d), got: %q", 4*limit, s)
+	}
+}
+
+// With CAP_NET_ADMIN (root here), a writer's socket gets the send buffer
+// it asks for past net.core.wmem_max, and nothing is logged.
+func TestShardSocketForcesItsSendBuffer(t *testing.T) {
+	raw, err := os.ReadFile("/proc/sys/net/core/wmem_max")
+	if err != nil {
+		t.Skip("no net.core.wmem_max here")
+	}
+	limit, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := udpbatch.Wrap(c, udpbatch.NewBuffers())
+	defer func() { _ = conn.Close() }()
+	if err := conn.SetWriteBufferForce(2 * limit); err != nil {
+		t.Skipf("no CAP_NET_ADMIN here (%v): the other test covers this case", err)
+	}
+	var out lockedBuffer
+	eng, err := New(Config{Logger: slog.New(slog.NewTextHandler(&out, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = eng.Close() }()
+	eng.setSndBuf(conn, 4*limit)
+	if got, err := conn.WriteBufferSize(); err != nil || got < 4*limit {
+		t.Errorf("send buffer %d (%v), want at least %d past the cap %d", got, err, 4*limit, limit)
+	}
+	if s := out.String(); s != "" {
+		t.Errorf("logged with the buffer granted: %s", s)
 	}
 }

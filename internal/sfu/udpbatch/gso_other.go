@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"time"
 )
 
 // Off Linux there is no UDP GSO: Begin does nothing and every write is sent
@@ -39,3 +40,9 @@ func (*rawIO) writeTo([]byte, netip.AddrPort) (int, error) { return 0, errNoGSO 
 
 // WriteBufferSize is not known off Linux.
 func (c *Conn) WriteBufferSize() (int, error) { return 0, errors.ErrUnsupported }
+
+// waitWritable: off Linux, a full socket is not waited for.
+func (*Conn) waitWritable(time.Duration) bool { return false }
+
+// SetWriteBufferForce is Linux's.
+func (*Conn) SetWriteBufferForce(int) error { return errors.ErrUnsupported }

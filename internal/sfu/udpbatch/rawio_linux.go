@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -150,6 +151,47 @@ func (r *rawIO) writeTo(b []byte, to netip.AddrPort) (int, error) {
 		return 0, &net.OpError{Op: "write", Net: "udp", Err: os.NewSyscallError("sendto", r.werr)}
 	}
 	return r.wn, nil
+}
+
+// waitWritable waits up to d for the socket to take more (POLLOUT), on
+// the calling thread: a flush holds the Conn's lock, and the poller's wait
+// would not be bounded by d. It reports whether the socket can take more.
+func (c *Conn) waitWritable(d time.Duration) bool {
+	rc, err := c.UDPConn.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ms := max(int((d+time.Millisecond-1)/time.Millisecond), 1)
+	ok := false
+	_ = rc.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		for {
+			n, err := unix.Poll(fds, ms)
+			if err == unix.EINTR {
+				continue
+			}
+			ok = err == nil && n > 0 && fds[0].Revents&unix.POLLOUT != 0
+			return
+		}
+	})
+	return ok
+}
+
+// SetWriteBufferForce asks for a send buffer of size bytes past the
+// system's cap (net.core.wmem_max), as SO_SNDBUFFORCE lets a process with
+// CAP_NET_ADMIN; elsewhere it returns the error and changes nothing.
+func (c *Conn) SetWriteBufferForce(size int) error {
+	rc, err := c.UDPConn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, size)
+	}); err != nil {
+		return err
+	}
+	return serr
 }
 
 // WriteBufferSize reports the send buffer the kernel granted the socket:

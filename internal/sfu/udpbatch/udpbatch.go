@@ -24,6 +24,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 const (
@@ -128,6 +129,21 @@ type Conn struct {
 
 	ctr *counters // the Conn's own, or shared by a Net's Conns
 	raw *rawIO    // reads and unbatched writes, where the platform has them
+	// fullWait is how long a flush may wait, in all, for a full send
+	// buffer to drain before it drops the rest of its batch (WaitWhenFull).
+	fullWait time.Duration
+}
+
+// WaitWhenFull lets a flush wait up to d in all for the socket's send
+// buffer to drain, before it drops the rest of its batch. For a socket many
+// peers share: its buffer fills when the local link cannot keep up with a
+// burst to all of them (a keyframe to a hundred viewers), not because one
+// peer is slow, and dropping would cost every peer the burst. 0, the
+// default, drops at once. Set it before the first write.
+func (c *Conn) WaitWhenFull(d time.Duration) {
+	c.mu.Lock()
+	c.fullWait = d
+	c.mu.Unlock()
 }
 
 type counters struct {
@@ -416,6 +432,7 @@ func (c *Conn) flushLocked() {
 func (c *Conn) sendLocked() {
 	b := c.b
 	runs := b.runs
+	var waitUntil time.Time // of a wait for a full buffer, once one started
 	for len(runs) > 0 {
 		if !c.gso {
 			c.sendPlain(b.buf, runs)
@@ -436,9 +453,17 @@ func (c *Conn) sendLocked() {
 			continue
 		}
 		if wouldBlock(err) {
+			if c.fullWait > 0 {
+				if waitUntil.IsZero() {
+					waitUntil = time.Now().Add(c.fullWait)
+				}
+				if left := time.Until(waitUntil); left > 0 && c.waitWritable(left) {
+					continue // drained: send the rest
+				}
+			}
 			// The socket's buffer is full: drop the rest of the batch
-			// rather than wait (a writer of many peers would wait for
-			// this one).
+			// rather than wait (longer): a writer of many peers would
+			// wait for this one.
 			for _, r := range runs {
 				c.ctr.datagrams.Add(uint64(r.n))
 				c.ctr.dropped.Add(uint64(r.n))

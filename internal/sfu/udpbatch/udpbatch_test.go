@@ -199,7 +199,7 @@ func TestFallbackWhenGSORefused(t *testing.T) {
 // error, loses nothing else and keeps the order.
 func TestPartialAndFailedSends(t *testing.T) {
 	s := sender(t)
-	calls := oneRunPerCall(t, s, 2, syscall.EPERM) // the second run is lost
+	calls := oneRunPerCall(t, s, 2, syscall.EPERM, false) // the second run is lost
 	r := listen(t)
 	s.Begin()
 	var want [][]byte
@@ -399,10 +399,10 @@ func BenchmarkSend(b *testing.B) {
 }
 
 // oneRunPerCall makes s send one run per system call and fail with errno
-// from call number fail on: once for an ordinary error, which a send of the
-// next run follows, and for good for EAGAIN, after which the batch is
-// dropped. It returns the count of calls, and skips where GSO is off.
-func oneRunPerCall(t *testing.T, s *Conn, fail int, errno syscall.Errno) *int {
+// at call number fail: that call only, or it and every later one (forGood:
+// a socket that stays full). It returns the count of calls, and skips where
+// GSO is off.
+func oneRunPerCall(t *testing.T, s *Conn, fail int, errno syscall.Errno, forGood bool) *int {
 	t.Helper()
 	if !s.Stats().GSO {
 		t.Skip("no UDP GSO on this kernel")
@@ -411,7 +411,7 @@ func oneRunPerCall(t *testing.T, s *Conn, fail int, errno syscall.Errno) *int {
 	calls := 0
 	s.sendRuns = func(b *batch, runs []run) (int, error) {
 		calls++
-		if calls == fail || calls > fail && errno == syscall.EAGAIN {
+		if calls == fail || calls > fail && forGood {
 			return 0, &osSyscallError{errno}
 		}
 		return real(b, runs[:1])
