@@ -3,7 +3,6 @@ package sfu
 import (
 	"container/heap"
 	"math/rand/v2"
-	"sync"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -16,9 +15,10 @@ const senderReportInterval = time.Second
 // senderStats is what a viewer's sender reports say of one of its tracks
 // (RFC 3550 6.4.1). The SFU writes the reports of viewers without simulcast
 // itself, whichever path their packets take (srtpout.go): pion's report
-// interceptor sees only the packets sent through pion.
+// interceptor sees only the packets sent through pion. Only the viewer's
+// shard writer touches it (downTrack.write, subscriber.sendReports), one
+// writer at a time (writerPool.start), so it takes no lock.
 type senderStats struct {
-	mu      sync.Mutex
 	any     bool
 	ts      uint32    // the RTP timestamp of the newest packet sent
 	at      time.Time // when that packet arrived from the presenter
@@ -33,21 +33,17 @@ func (s *senderStats) sent(ts uint32, arrival time.Time, payload int) {
 	if arrival.IsZero() {
 		arrival = time.Now()
 	}
-	s.mu.Lock()
 	if !s.any || !arrival.Before(s.at) {
 		s.ts, s.at = ts, arrival
 	}
 	s.any = true
 	s.packets++
 	s.octets += uint32(payload)
-	s.mu.Unlock()
 }
 
 // report is the track's sender report at now, or false before its first
 // packet.
 func (s *senderStats) report(ssrc, clockRate uint32, now time.Time) (*rtcp.SenderReport, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !s.any {
 		return nil, false
 	}
