@@ -61,35 +61,30 @@ func (w *writerPool) assign(own bool, home *shard) *shard {
 	if w.closed {
 		return nil
 	}
-	if home != nil && !own {
-		home.load++
-		if home.stop == nil {
-			w.start(home)
-		}
-		return home
-	}
-	if own {
-		sh := newShard(w, -1, w.e.cfg.QueueLength)
+	var sh *shard
+	switch {
+	case own:
+		sh = newShard(w, -1, w.e.cfg.QueueLength)
 		if w.own == nil {
 			w.own = map[*shard]bool{}
 		}
 		w.own[sh] = true
-		sh.load = 1
-		w.start(sh)
-		return sh
-	}
-	w.makeShards()
-	best := w.shards[0]
-	for _, sh := range w.shards[1:] {
-		if sh.load < best.load {
-			best = sh
+	case home != nil:
+		sh = home
+	default:
+		w.makeShards()
+		sh = w.shards[0]
+		for _, x := range w.shards[1:] {
+			if x.load < sh.load {
+				sh = x
+			}
 		}
 	}
-	best.load++
-	if best.stop == nil {
-		w.start(best)
+	sh.load++
+	if sh.stop == nil {
+		w.start(sh)
 	}
-	return best
+	return sh
 }
 
 func (w *writerPool) makeShards() {
