@@ -181,13 +181,14 @@ func (w *writerPool) release(sh *shard) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	sh.load--
-	if sh.load == 0 && sh.stop != nil {
+	if sh.load > 0 {
+		return
+	}
+	if sh.stop != nil {
 		close(sh.stop)
 		sh.stop = nil
 	}
-	if sh.load == 0 {
-		delete(w.own, sh)
-	}
+	delete(w.own, sh)
 }
 
 // loads reports each shard's viewers (tests, stats).
