@@ -80,21 +80,6 @@ type mmsghdr struct {
 // oobSpace is the room of a control message of one uint16: CMSG_SPACE(2).
 const oobSpace = (unix.SizeofCmsghdr + 2 + 7) &^ 7
 
-func newSender(c *net.UDPConn) *rawSender {
-	rc, err := c.SyscallConn()
-	if err != nil || unix.CmsgSpace(2) != oobSpace {
-		return nil
-	}
-	var sa unix.Sockaddr
-	if cerr := rc.Control(func(fd uintptr) { sa, err = unix.Getsockname(int(fd)) }); cerr != nil || err != nil {
-		return nil
-	}
-	s := &rawSender{rc: rc}
-	_, s.v6 = sa.(*unix.SockaddrInet6)
-	s.write = s.sendmmsg
-	return s
-}
-
 // sendRuns sends the first runs of b with one sendmmsg: it returns how many
 // were sent and, if none was, the error of the first.
 func (s *rawSender) sendRuns(b *batch, runs []run) (int, error) {
@@ -103,24 +88,15 @@ func (s *rawSender) sendRuns(b *batch, runs []run) (int, error) {
 	for i := range k {
 		r := &runs[i]
 		h := &m.msgs[i].hdr
-		port := r.to.Port()
-		if s.v6 {
-			m.sa6[i] = unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: port<<8 | port>>8, Addr: r.to.Addr().As16()}
-			h.Name = (*byte)(unsafe.Pointer(&m.sa6[i]))
-			h.Namelen = unix.SizeofSockaddrInet6
-		} else {
-			a := r.to.Addr().Unmap()
-			if !a.Is4() {
-				if i == 0 {
-					return 0, errFamily
-				}
-				k = i
-				break
+		sa, l, err := putSockaddr(s.v6, r.to, &m.sa4[i], &m.sa6[i])
+		if err != nil {
+			if i == 0 {
+				return 0, err
 			}
-			m.sa4[i] = unix.RawSockaddrInet4{Family: unix.AF_INET, Port: port<<8 | port>>8, Addr: a.As4()}
-			h.Name = (*byte)(unsafe.Pointer(&m.sa4[i]))
-			h.Namelen = unix.SizeofSockaddrInet4
+			k = i
+			break
 		}
+		h.Name, h.Namelen = (*byte)(sa), uint32(l)
 		m.iovs[i].Base = &b.buf[r.off]
 		m.iovs[i].SetLen(r.end - r.off)
 		h.Iov = &m.iovs[i]

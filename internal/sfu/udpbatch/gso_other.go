@@ -17,13 +17,7 @@ func gsoRefused(error) bool { return true }
 
 func wouldBlock(error) bool { return false }
 
-type rawSender struct{}
-
-func newSender(*net.UDPConn) *rawSender { return nil }
-
 var errNoGSO = errors.New("udpbatch: no UDP GSO on this system")
-
-func (*rawSender) sendRuns(*batch, []run) (int, error) { return 0, errNoGSO }
 
 type msgScratch struct{}
 
@@ -32,7 +26,7 @@ func newMsgScratch(int) msgScratch { return msgScratch{} }
 // rawIO: off Linux, reads and writes are the net package's.
 type rawIO struct{}
 
-func newRawIO(*net.UDPConn) *rawIO { return nil }
+func (*Conn) initRaw() {}
 
 func (*rawIO) readFrom([]byte) (int, netip.AddrPort, error) { return 0, netip.AddrPort{}, errNoGSO }
 

@@ -34,26 +34,52 @@ type rawIO struct {
 	wbuf  []byte
 	wsa4  unix.RawSockaddrInet4
 	wsa6  unix.RawSockaddrInet6
-	wv6   bool
 	wn    int
 	werr  unix.Errno
 	write func(fd uintptr) bool
 	v6    bool
 }
 
-func newRawIO(c *net.UDPConn) *rawIO {
-	rc, err := c.SyscallConn()
+// initRaw sets up the Conn's raw calls (rawIO, and rawSender's batched
+// sends where the kernel takes UDP_SEGMENT), all on one RawConn of the
+// socket, looked up once, as is the socket's address family.
+func (c *Conn) initRaw() {
+	rc, err := c.UDPConn.SyscallConn()
 	if err != nil {
-		return nil
+		return
 	}
 	var sa unix.Sockaddr
 	if cerr := rc.Control(func(fd uintptr) { sa, err = unix.Getsockname(int(fd)) }); cerr != nil || err != nil {
-		return nil
+		return
 	}
-	r := &rawIO{rc: rc}
-	_, r.v6 = sa.(*unix.SockaddrInet6)
+	_, v6 := sa.(*unix.SockaddrInet6)
+	c.rc = rc
+	r := &rawIO{rc: rc, v6: v6}
 	r.read, r.write = r.recvfrom, r.sendto
-	return r
+	c.raw = r
+	if gsoSupported(c.UDPConn) && unix.CmsgSpace(2) == oobSpace {
+		s := &rawSender{rc: rc, v6: v6}
+		s.write = s.sendmmsg
+		c.gso, c.sendRuns = true, s.sendRuns
+	}
+}
+
+// putSockaddr writes to into sa4 or sa6, as the socket's family (v6)
+// wants, and returns the one written and its length, as a system call
+// takes them; errFamily for an IPv6 destination on an IPv4 socket.
+func putSockaddr(v6 bool, to netip.AddrPort, sa4 *unix.RawSockaddrInet4, sa6 *unix.RawSockaddrInet6) (unsafe.Pointer, uintptr, error) {
+	port := to.Port()
+	port = port<<8 | port>>8 // network byte order
+	if v6 {
+		*sa6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: port, Addr: to.Addr().As16()}
+		return unsafe.Pointer(sa6), unix.SizeofSockaddrInet6, nil
+	}
+	a := to.Addr().Unmap()
+	if !a.Is4() {
+		return nil, 0, errFamily
+	}
+	*sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Port: port, Addr: a.As4()}
+	return unsafe.Pointer(sa4), unix.SizeofSockaddrInet4, nil
 }
 
 func (r *rawIO) recvfrom(fd uintptr) bool {
@@ -108,13 +134,13 @@ func (r *rawIO) sendto(fd uintptr) bool {
 	if len(r.wbuf) > 0 {
 		p = unsafe.Pointer(&r.wbuf[0])
 	}
-	sa, l := unsafe.Pointer(&r.wsa4), uintptr(unix.SizeofSockaddrInet4)
-	if r.wv6 {
-		sa, l = unsafe.Pointer(&r.wsa6), unix.SizeofSockaddrInet6
+	sa, l := uintptr(unsafe.Pointer(&r.wsa4)), uintptr(unix.SizeofSockaddrInet4)
+	if r.v6 {
+		sa, l = uintptr(unsafe.Pointer(&r.wsa6)), unix.SizeofSockaddrInet6
 	}
-	n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(p), uintptr(len(r.wbuf)), 0, uintptr(sa), l)
+	n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(p), uintptr(len(r.wbuf)), 0, sa, l)
 	for e == unix.EINTR {
-		n, _, e = unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(p), uintptr(len(r.wbuf)), 0, uintptr(sa), l)
+		n, _, e = unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(p), uintptr(len(r.wbuf)), 0, sa, l)
 	}
 	if e == unix.EAGAIN {
 		return false // the send buffer is full: wait on the poller, as the net package does
@@ -129,17 +155,8 @@ func (r *rawIO) sendto(fd uintptr) bool {
 func (r *rawIO) writeTo(b []byte, to netip.AddrPort) (int, error) {
 	r.wmu.Lock()
 	defer r.wmu.Unlock()
-	port := to.Port()
-	if r.v6 {
-		r.wsa6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: port<<8 | port>>8, Addr: to.Addr().As16()}
-		r.wv6 = true
-	} else {
-		a := to.Addr().Unmap()
-		if !a.Is4() {
-			return 0, errFamily
-		}
-		r.wsa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Port: port<<8 | port>>8, Addr: a.As4()}
-		r.wv6 = false
+	if _, _, err := putSockaddr(r.v6, to, &r.wsa4, &r.wsa6); err != nil {
+		return 0, err
 	}
 	r.wbuf, r.wn, r.werr = b, 0, 0
 	err := r.rc.Write(r.write)
@@ -157,8 +174,8 @@ func (r *rawIO) writeTo(b []byte, to netip.AddrPort) (int, error) {
 // the calling thread: a flush holds the Conn's lock, and the poller's wait
 // would not be bounded by d. It reports whether the socket can take more.
 func (c *Conn) waitWritable(d time.Duration) bool {
-	rc, err := c.UDPConn.SyscallConn()
-	if err != nil {
+	rc := c.rc
+	if rc == nil {
 		return false
 	}
 	ms := max(int((d+time.Millisecond-1)/time.Millisecond), 1)

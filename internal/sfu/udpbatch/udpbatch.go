@@ -24,6 +24,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -127,8 +128,9 @@ type Conn struct {
 	lastErr  error
 	scratch  []byte // WriteFilled's, outside a batch
 
-	ctr *counters // the Conn's own, or shared by a Net's Conns
-	raw *rawIO    // reads and unbatched writes, where the platform has them
+	ctr *counters       // the Conn's own, or shared by a Net's Conns
+	raw *rawIO          // reads and unbatched writes, where the platform has them
+	rc  syscall.RawConn // the raw calls', nil where there are none
 	// fullWait is how long a flush may wait, in all, for a full send
 	// buffer to drain before it drops the rest of its batch (WaitWhenFull).
 	fullWait time.Duration
@@ -157,12 +159,8 @@ func Wrap(c *net.UDPConn, bufs *Buffers) *Conn {
 }
 
 func wrap(c *net.UDPConn, bufs *Buffers, ctr *counters) *Conn {
-	bc := &Conn{UDPConn: c, bufs: bufs, ctr: ctr, raw: newRawIO(c)}
-	if gsoSupported(c) {
-		if snd := newSender(c); snd != nil {
-			bc.gso, bc.sendRuns = true, snd.sendRuns
-		}
-	}
+	bc := &Conn{UDPConn: c, bufs: bufs, ctr: ctr}
+	bc.initRaw()
 	return bc
 }
 
