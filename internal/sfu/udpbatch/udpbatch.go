@@ -226,17 +226,21 @@ func (c *Conn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	c.mu.Unlock()
 	c.ctr.datagrams.Add(1)
 	c.ctr.sends.Add(1)
-	var n int
-	var err error
-	if c.raw != nil && addr.Addr().Zone() == "" {
-		n, err = c.raw.writeTo(b, addr)
-	} else {
-		n, err = c.UDPConn.WriteToUDPAddrPort(b, addr)
-	}
+	n, err := c.writeNow(b, addr)
 	if err != nil {
 		c.ctr.errs.Add(1)
 	}
 	return n, err
+}
+
+// writeNow sends b to to at once: as a raw system call where the platform
+// has one (rawio_linux.go), through the net package otherwise or to a
+// zoned address. Every unbatched send goes through it.
+func (c *Conn) writeNow(b []byte, to netip.AddrPort) (int, error) {
+	if c.raw != nil && to.Addr().Zone() == "" {
+		return c.raw.writeTo(b, to)
+	}
+	return c.UDPConn.WriteToUDPAddrPort(b, to)
 }
 
 // ReadFromAddrPort reads a datagram (ice.AddrPortReaderWriter).
@@ -394,7 +398,7 @@ func (c *Conn) WriteFilled(to netip.AddrPort, size int, f Filler) (int, error) {
 	}
 	c.ctr.datagrams.Add(1)
 	c.ctr.sends.Add(1)
-	n, err = c.UDPConn.WriteToUDPAddrPort(c.scratch[:n], to)
+	n, err = c.writeNow(c.scratch[:n], to)
 	c.mu.Unlock()
 	if err != nil {
 		c.ctr.errs.Add(1)
@@ -492,7 +496,7 @@ func (c *Conn) sendPlain(buf []byte, runs []run) {
 		c.ctr.datagrams.Add(uint64(r.n))
 		for off := r.off; off < r.end; off += r.size {
 			c.ctr.sends.Add(1)
-			if _, err := c.UDPConn.WriteToUDPAddrPort(buf[off:min(off+r.size, r.end)], r.to); err != nil {
+			if _, err := c.writeNow(buf[off:min(off+r.size, r.end)], r.to); err != nil {
 				c.failed(err, 1)
 			}
 		}
