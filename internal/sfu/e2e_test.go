@@ -159,10 +159,21 @@ func clientAPI(t testing.TB) *webrtc.API {
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(loopbackSettings()))
 }
 
-// negotiate offers pc's media to an endpoint and applies its answer.
-func negotiate(ctx context.Context, t testing.TB, pc *webrtc.PeerConnection, ep media.Endpoint) {
+// recvOnly adds a receive-only transceiver of each kind to pc.
+func recvOnly(t testing.TB, pc *webrtc.PeerConnection, kinds ...webrtc.RTPCodecType) {
 	t.Helper()
-	offer, err := pc.CreateOffer(nil)
+	for _, k := range kinds {
+		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// gatheredOffer makes pc's offer (with opts), sets it, and returns it with
+// every candidate gathered.
+func gatheredOffer(t testing.TB, pc *webrtc.PeerConnection, opts *webrtc.OfferOptions) string {
+	t.Helper()
+	offer, err := pc.CreateOffer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +182,13 @@ func negotiate(ctx context.Context, t testing.TB, pc *webrtc.PeerConnection, ep 
 		t.Fatal(err)
 	}
 	<-gathered
-	answer, err := ep.ProcessOfferGathered(ctx, pc.LocalDescription().SDP)
+	return pc.LocalDescription().SDP
+}
+
+// negotiate offers pc's media to an endpoint and applies its answer.
+func negotiate(ctx context.Context, t testing.TB, pc *webrtc.PeerConnection, ep media.Endpoint) {
+	t.Helper()
+	answer, err := ep.ProcessOfferGathered(ctx, gatheredOffer(t, pc, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,11 +294,7 @@ func runForwarding(t testing.TB, run forwardRun) forwardResult {
 			t.Fatal(err)
 		}
 		pcs = append(pcs, pc)
-		for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-			if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		recvOnly(t, pc, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
 		pc.OnTrack(func(tr *webrtc.TrackRemote, rc *webrtc.RTPReceiver) {
 			go drainRTCP(rc.Read)
 			v.read(tr, &measureFrom)

@@ -92,10 +92,7 @@ func TestLateJoinerGetsTheGroupWithoutLoss(t *testing.T) {
 			t.Fatal(err)
 		}
 		pcs = append(pcs, pc)
-		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
-			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
+		recvOnly(t, pc, webrtc.RTPCodecTypeVideo)
 		l := logs[i]
 		pc.OnTrack(func(tr *webrtc.TrackRemote, rc *webrtc.RTPReceiver) {
 			go drainRTCP(rc.Read)

@@ -24,6 +24,14 @@ type relayHop struct {
 // is set, else the top one, as to a node of an older version).
 func pullFrom(ctx context.Context, t *testing.T, from media.Pipeline, name string, every bool) *relayHop {
 	t.Helper()
+	h := newRelayHop(t)
+	h.pullAgain(ctx, t, from, name, every)
+	return h
+}
+
+// newRelayHop starts a node whose relay endpoint has not pulled yet.
+func newRelayHop(t *testing.T) *relayHop {
+	t.Helper()
 	eng, mp := newLoopbackPipeline(t, Config{Logger: testLogger()}, "relayed")
 	t.Cleanup(func() { _ = eng.Close() })
 	ep, err := mp.NewEndpoint(media.Publisher, "relay pull", media.Events{})
@@ -31,7 +39,6 @@ func pullFrom(ctx context.Context, t *testing.T, from media.Pipeline, name strin
 		t.Fatal(err)
 	}
 	h := &relayHop{eng: eng, mp: mp, pull: ep.(*Endpoint)}
-	h.pullAgain(ctx, t, from, name, every)
 	return h
 }
 
@@ -211,14 +218,8 @@ func TestRelaySimulcastFirstPullFailed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	r := newSCRoom(ctx, t)
-	eng, mp := newLoopbackPipeline(t, Config{Logger: testLogger()}, "relayed")
-	t.Cleanup(func() { _ = eng.Close() })
-	ep, err := mp.NewEndpoint(media.Publisher, "relay pull", media.Events{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &relayHop{eng: eng, mp: mp, pull: ep.(*Endpoint)}
-	err = h.pull.Pull(ctx, func(ctx context.Context, offer string) (string, error) {
+	h := newRelayHop(t)
+	err := h.pull.Pull(ctx, func(ctx context.Context, offer string) (string, error) {
 		out, err := r.mp.NewEndpoint(media.Subscriber, "relay:broken", media.Events{})
 		if err != nil {
 			return "", err

@@ -36,25 +36,13 @@ func (l *lockedBuffer) String() string {
 // (net.core.wmem_max caps it), the operator is told once, with the sysctl
 // to raise: otherwise a burst to many viewers drops sooner, with no hint.
 func TestShardSocketWarnsOfASmallSendBuffer(t *testing.T) {
-	raw, err := os.ReadFile("/proc/sys/net/core/wmem_max")
-	if err != nil {
-		t.Skip("no net.core.wmem_max here")
-	}
-	limit, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	limit := wmemMax(t)
 	// A process with CAP_NET_ADMIN gets what it asks past the cap: the
 	// warning is for one without it.
 	force := forceSndBuf
 	forceSndBuf = func(*udpbatch.Conn, int) error { return syscall.EPERM }
 	defer func() { forceSndBuf = force }()
-	var out lockedBuffer
-	eng, err := New(Config{Logger: slog.New(slog.NewTextHandler(&out, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = eng.Close() }()
+	eng, out := loggingEngine(t)
 	conn := func() *udpbatch.Conn {
 		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {
@@ -83,14 +71,7 @@ func TestShardSocketWarnsOfASmallSendBuffer(t *testing.T) {
 // With CAP_NET_ADMIN (root here), a writer's socket gets the send buffer
 // it asks for past net.core.wmem_max, and nothing is logged.
 func TestShardSocketForcesItsSendBuffer(t *testing.T) {
-	raw, err := os.ReadFile("/proc/sys/net/core/wmem_max")
-	if err != nil {
-		t.Skip("no net.core.wmem_max here")
-	}
-	limit, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	limit := wmemMax(t)
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -100,12 +81,7 @@ func TestShardSocketForcesItsSendBuffer(t *testing.T) {
 	if err := conn.SetWriteBufferForce(2 * limit); err != nil {
 		t.Skipf("no CAP_NET_ADMIN here (%v): the other test covers this case", err)
 	}
-	var out lockedBuffer
-	eng, err := New(Config{Logger: slog.New(slog.NewTextHandler(&out, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = eng.Close() }()
+	eng, out := loggingEngine(t)
 	eng.setSndBuf(conn, 4*limit)
 	if got, err := conn.WriteBufferSize(); err != nil || got < 4*limit {
 		t.Errorf("send buffer %d (%v), want at least %d past the cap %d", got, err, 4*limit, limit)
@@ -113,4 +89,31 @@ func TestShardSocketForcesItsSendBuffer(t *testing.T) {
 	if s := out.String(); s != "" {
 		t.Errorf("logged with the buffer granted: %s", s)
 	}
+}
+
+// wmemMax is net.core.wmem_max, the send buffer a process may ask for
+// without CAP_NET_ADMIN.
+func wmemMax(t *testing.T) int {
+	t.Helper()
+	raw, err := os.ReadFile("/proc/sys/net/core/wmem_max")
+	if err != nil {
+		t.Skip("no net.core.wmem_max here")
+	}
+	limit, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return limit
+}
+
+// loggingEngine is an engine whose log the test reads.
+func loggingEngine(t *testing.T) (*Engine, *lockedBuffer) {
+	t.Helper()
+	out := &lockedBuffer{}
+	eng, err := New(Config{Logger: slog.New(slog.NewTextHandler(out, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	return eng, out
 }

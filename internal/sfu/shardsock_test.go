@@ -186,10 +186,7 @@ func TestShardSocketAdvertisesPublicIP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = pc.Close() }()
-	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
-		webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-		t.Fatal(err)
-	}
+	recvOnly(t, pc, webrtc.RTPCodecTypeVideo)
 	ep, err := mp.NewEndpoint(media.Subscriber, "viewer", media.Events{})
 	if err != nil {
 		t.Fatal(err)

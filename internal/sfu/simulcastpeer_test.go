@@ -267,11 +267,7 @@ func newSCViewerWith(ctx context.Context, t testing.TB, mp media.Pipeline, name 
 		t.Fatal(err)
 	}
 	v.pc = pc
-	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	recvOnly(t, pc, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
 	pc.OnTrack(func(tr *webrtc.TrackRemote, rc *webrtc.RTPReceiver) {
 		go drainRTCP(rc.Read)
 		if tr.Kind() == webrtc.RTPCodecTypeVideo {

@@ -239,11 +239,7 @@ func newDirectViewer(ctx context.Context, t testing.TB, mp media.Pipeline, name 
 		t.Fatal(err)
 	}
 	v.pc = pc
-	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	recvOnly(t, pc, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
 	pc.OnTrack(func(tr *webrtc.TrackRemote, rc *webrtc.RTPReceiver) {
 		v.mu.Lock()
 		v.tracks[tr.Kind()] = tr
@@ -261,16 +257,7 @@ func newDirectViewer(ctx context.Context, t testing.TB, mp media.Pipeline, name 
 		t.Fatal(err)
 	}
 	v.ep = ep.(*Endpoint)
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	sdpOffer := pc.LocalDescription().SDP
+	sdpOffer := gatheredOffer(t, pc, nil)
 	if passive { // the viewer wants to be the DTLS server
 		sdpOffer = strings.ReplaceAll(sdpOffer, "a=setup:actpass", "a=setup:passive")
 	}
@@ -339,17 +326,8 @@ func (v *directViewer) restartICE(ctx context.Context, t *testing.T) {
 		return o.route.conn
 	}
 	old := route()
-	offer, err := v.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(v.pc)
-	if err := v.pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
 	var sd sdp.SessionDescription
-	if err := sd.UnmarshalString(v.pc.LocalDescription().SDP); err != nil {
+	if err := sd.UnmarshalString(gatheredOffer(t, v.pc, &webrtc.OfferOptions{ICERestart: true})); err != nil {
 		t.Fatal(err)
 	}
 	ufrag, _ := sd.MediaDescriptions[0].Attribute("ice-ufrag")
