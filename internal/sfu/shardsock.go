@@ -210,8 +210,8 @@ func (e *Engine) listenUDP(n *udpbatch.Net, a netip.Addr) (*udpbatch.Conn, error
 		if err == nil {
 			return c, nil
 		}
-		if errors.Is(err, syscall.EADDRNOTAVAIL) {
-			return nil, err
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, err // not a taken port: the next one would fail alike
 		}
 	}
 	return nil, fmt.Errorf("no free port in %d-%d: widen -ice-udp-ports (each writer shard, "+
